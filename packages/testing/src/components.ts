@@ -1,0 +1,58 @@
+import { existsSync } from 'node:fs';
+import { ComponentMissingError, findKubeApiserver, which } from './binaries.js';
+
+/** A real component that test suites can require. */
+export type Component = 'kube-apiserver' | 'etcd' | 'nginx' | 'keepalived' | 'netns';
+
+const checks: Record<Component, () => string | undefined> = {
+  'kube-apiserver': () => {
+    try {
+      findKubeApiserver();
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  },
+  etcd: () =>
+    process.env.KLB_ETCD || which('etcd') ? undefined : 'etcd is not installed: apt-get install etcd-server',
+  nginx: () => {
+    if (!which('nginx') && !existsSync('/usr/sbin/nginx')) return 'nginx is not installed: apt-get install nginx-light';
+    if (!existsSync('/usr/lib/nginx/modules/ngx_stream_module.so')) {
+      return 'the nginx stream module is not installed: apt-get install libnginx-mod-stream';
+    }
+    return undefined;
+  },
+  keepalived: () =>
+    which('keepalived') || existsSync('/usr/sbin/keepalived')
+      ? undefined
+      : 'keepalived is not installed: apt-get install keepalived',
+  netns: () => {
+    if (!which('ip') && !existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip'))
+      return 'iproute2 is not installed: apt-get install iproute2';
+    if (process.getuid?.() !== 0) return 'network namespaces need root (CAP_NET_ADMIN)';
+    return undefined;
+  },
+};
+
+/**
+ * Checks that real components are present. Returns undefined when all are, else one line that
+ * says what is missing and how to install it. With `CI=true` a missing component is an error,
+ * not a skip: it throws {@link ComponentMissingError}.
+ *
+ * @example
+ * ```ts
+ * const missing = requireComponents('kube-apiserver', 'etcd');
+ * const it = missing ? test.skip : test;
+ * ```
+ */
+export function requireComponents(...components: Component[]): string | undefined {
+  for (const component of components) {
+    const problem = checks[component]();
+    if (problem === undefined) continue;
+    if (process.env.CI === 'true') throw new ComponentMissingError(component, problem);
+    const line = `skip: ${problem}`;
+    process.stdout.write(`${line}\n`);
+    return line;
+  }
+  return undefined;
+}

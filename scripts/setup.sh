@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what KLB's tests and demo need on a fresh Debian machine, idempotently:
+# Debian packages (the real components), npm dependencies, and kube-apiserver built from the
+# Kubernetes Go module (cached under .cache/). Prints the kube-apiserver path last.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+debs=(etcd-server nginx-light libnginx-mod-stream keepalived iproute2 iputils-ping procps wrk openssl ca-certificates)
+missing=()
+for pkg in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The Debian packages start system services; KLB runs its own instances.
+  for svc in nginx keepalived etcd; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
+fi
+
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "setup: installing npm dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+
+scripts/build-kube-apiserver.sh
