@@ -62,6 +62,13 @@ export interface LoadBalancerBackend {
    * Must throw, never return a partial list, when the backend cannot be read completely.
    */
   list(ctx: BackendContext): Promise<LoadBalancerRef[]>;
+  /**
+   * For backends whose realised state changes on its own (e.g. node daemons reporting which node
+   * holds a VIP): start watching and call `notify` with the ref of every load balancer whose
+   * status may have changed, so the engine reconciles it again. Returns a function that stops
+   * watching.
+   */
+  watch?(notify: (ref: LoadBalancerRef) => void, ctx: BackendContext): Promise<() => void>;
   /** Releases held resources (sessions, tokens, timers) on shutdown. */
   close?(): Promise<void>;
 }
