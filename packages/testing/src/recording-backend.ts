@@ -1,0 +1,151 @@
+import {
+  type BackendCapabilities,
+  type BackendContext,
+  type LoadBalancerBackend,
+  type LoadBalancerRef,
+  type LoadBalancerSpec,
+  type LoadBalancerStatus,
+  TerminalError,
+} from '@klb/core';
+
+/** One call a {@link RecordingBackend} received. */
+export interface RecordedCall {
+  /** Which method was called. */
+  readonly method: 'ensure' | 'remove' | 'list';
+  /** The load balancer id (absent for `list`). */
+  readonly id?: string;
+  /** The spec passed to `ensure`. */
+  readonly spec?: LoadBalancerSpec;
+  /** `Date.now()` at the call. */
+  readonly at: number;
+}
+
+/** Options of {@link RecordingBackend}. */
+export interface RecordingBackendOptions {
+  /** Capabilities to declare; default: L4 and L7, TCP/UDP/HTTP/HTTPS, node targets, IPAM addresses. */
+  readonly capabilities?: Partial<BackendCapabilities>;
+  /** With `allocatesAddresses`, the address handed to the n-th load balancer (default `198.51.100.<n>`). */
+  readonly allocateAddress?: (n: number) => string;
+  /** Milliseconds each call takes (simulated I/O, honouring the abort signal); default 0. */
+  readonly latencyMs?: number;
+}
+
+const DEFAULT_CAPABILITIES: BackendCapabilities = {
+  protocols: ['TCP', 'UDP', 'HTTP', 'HTTPS'],
+  l7: true,
+  tls: true,
+  allocatesAddresses: false,
+  targetKinds: ['node', 'pod', 'clusterIP'],
+  ipFamilies: ['IPv4', 'IPv6'],
+  sourceRanges: true,
+  proxyProtocol: true,
+};
+
+/**
+ * An in-memory backend that records every call and holds the realised load balancers, for
+ * testing engines and sources without external systems. Failures can be scripted per call.
+ * It honours the backend contract (and passes the conformance suite).
+ */
+export class RecordingBackend implements LoadBalancerBackend {
+  /** Always `recording`. */
+  readonly name = 'recording';
+  /** The declared capabilities. */
+  readonly capabilities: BackendCapabilities;
+  /** Every call, in order. */
+  readonly calls: RecordedCall[] = [];
+  readonly #state = new Map<string, { ref: LoadBalancerRef; spec: LoadBalancerSpec; status: LoadBalancerStatus }>();
+  readonly #failures: Array<{ method: RecordedCall['method']; id: string | undefined; error: Error }> = [];
+  readonly #options: RecordingBackendOptions;
+  #allocated = 0;
+
+  constructor(options: RecordingBackendOptions = {}) {
+    this.#options = options;
+    this.capabilities = { ...DEFAULT_CAPABILITIES, ...options.capabilities };
+  }
+
+  /** Makes the next call of `method` (for load balancer `id`, or any) throw `error`. Queue several for several calls. */
+  failNext(method: RecordedCall['method'], error: Error, id?: string): void {
+    this.#failures.push({ method, id, error });
+  }
+
+  /** The spec last ensured for `id`, if it exists. */
+  specOf(id: string): LoadBalancerSpec | undefined {
+    return this.#state.get(id)?.spec;
+  }
+
+  /** Ids of the load balancers that exist, sorted. */
+  ids(): string[] {
+    return [...this.#state.keys()].sort();
+  }
+
+  /** Calls of `method` (for `id`, if given). */
+  callsOf(method: RecordedCall['method'], id?: string): RecordedCall[] {
+    return this.calls.filter((c) => c.method === method && (id === undefined || c.id === id));
+  }
+
+  async ensure(spec: LoadBalancerSpec, ctx: BackendContext): Promise<LoadBalancerStatus> {
+    await this.#enter('ensure', spec.ref.id, ctx, spec);
+    for (const listener of spec.listeners) {
+      if (!this.capabilities.protocols.includes(listener.protocol)) {
+        throw new TerminalError(`protocol ${listener.protocol} is not supported by the ${this.name} backend`, {
+          reason: 'UnsupportedProtocol',
+        });
+      }
+      if (listener.routes?.length && !this.capabilities.l7) {
+        throw new TerminalError(`the ${this.name} backend does not route L7 traffic`, { reason: 'UnsupportedL7' });
+      }
+    }
+    const seen = new Set<string>();
+    for (const listener of spec.listeners) {
+      const key = `${listener.protocol === 'UDP' ? 'UDP' : 'TCP'}/${listener.port}`;
+      if (seen.has(key)) throw new TerminalError(`two listeners on ${key}`, { reason: 'PortConflict' });
+      seen.add(key);
+    }
+    const previous = this.#state.get(spec.ref.id);
+    let addresses = spec.addresses;
+    if (this.capabilities.allocatesAddresses) {
+      const prior = previous?.status.ingress.map((i) => i.ip).filter((ip): ip is string => ip !== undefined);
+      addresses = prior?.length
+        ? prior
+        : [(this.#options.allocateAddress ?? ((n: number) => `198.51.100.${n}`))(++this.#allocated)];
+    }
+    const status: LoadBalancerStatus = {
+      ingress: addresses.map((ip) => ({
+        ip,
+        ports: spec.listeners.map((l) => ({ port: l.port, protocol: l.protocol === 'UDP' ? 'UDP' : 'TCP' })),
+      })),
+    };
+    this.#state.set(spec.ref.id, { ref: spec.ref, spec, status });
+    return status;
+  }
+
+  async remove(ref: LoadBalancerRef, ctx: BackendContext): Promise<void> {
+    await this.#enter('remove', ref.id, ctx);
+    this.#state.delete(ref.id);
+  }
+
+  async list(ctx: BackendContext): Promise<LoadBalancerRef[]> {
+    await this.#enter('list', undefined, ctx);
+    return [...this.#state.values()].map((s) => s.ref);
+  }
+
+  async #enter(method: RecordedCall['method'], id: string | undefined, ctx: BackendContext, spec?: LoadBalancerSpec) {
+    this.calls.push({ method, ...(id === undefined ? {} : { id }), ...(spec ? { spec } : {}), at: Date.now() });
+    const latency = this.#options.latencyMs ?? 0;
+    if (latency > 0) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, latency);
+        ctx.signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          reject(ctx.signal.reason);
+        });
+      });
+    }
+    ctx.signal.throwIfAborted();
+    const index = this.#failures.findIndex((f) => f.method === method && (f.id === undefined || f.id === id));
+    if (index >= 0) {
+      const [failure] = this.#failures.splice(index, 1);
+      throw failure?.error;
+    }
+  }
+}
