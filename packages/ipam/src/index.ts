@@ -1,0 +1,33 @@
+/**
+ * Virtual IP address pools for KLB: IPv4, IPv6 and dual-stack pools, allocation with sharing,
+ * and persistence in the Kubernetes API so that one address is never handed to two owners.
+ *
+ * @packageDocumentation
+ */
+export { type AllocationPlan, Allocator } from './allocator.js';
+export { IpamError, type IpamErrorCode, type IpamErrorOptions, isIpamError } from './errors.js';
+export {
+  type AddressRange,
+  canonicalAddress,
+  formatAddress,
+  type IpFamily,
+  type ParsedAddress,
+  parseAddress,
+  parseRange,
+} from './ip.js';
+export { type LabelSelector, type LabelSelectorRequirement, matchesSelector } from './label-selector.js';
+export {
+  describePool,
+  loadPoolConfigFile,
+  POOL_CONFIGMAP_KEY,
+  type Pool,
+  type PoolConfig,
+  type PoolRange,
+  type PoolSpec,
+  parsePoolConfig,
+  parsePoolConfigText,
+  poolConfigFromConfigMap,
+  poolConfigFromEnv,
+  poolConfigSchema,
+} from './pool-config.js';
+export type { AddressHolder, Allocation, AllocationOwner, AllocationRequest, PoolStats, PortSpec } from './types.js';
