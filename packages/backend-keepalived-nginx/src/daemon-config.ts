@@ -204,8 +204,8 @@ const schema = {
                   additionalProperties: false,
                   required: ['namespace', 'name'],
                   properties: {
-                    namespace: { type: 'string', maxLength: 63 },
-                    name: { type: 'string', maxLength: 253 },
+                    namespace: { type: 'string', pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' },
+                    name: { type: 'string', pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$' },
                   },
                 },
                 hosts: { type: 'array', maxItems: 256, items: { type: 'string', maxLength: 253 } },

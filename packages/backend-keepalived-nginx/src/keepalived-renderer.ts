@@ -24,7 +24,10 @@ export interface KeepalivedRenderOptions {
   readonly unicastPeers?: readonly string[];
   /** Source address of unicast adverts (default: the interface's primary address). */
   readonly unicastSourceAddress?: string;
-  /** VRRPv2 only: simple password authentication (`PASS`, 1–8 characters of `A-Za-z0-9._-`). */
+  /**
+   * VRRPv2 only: simple password authentication (`PASS`, 1–8 characters of `A-Za-z0-9._-`). It
+   * applies to IPv4 instances; IPv6 instances always run VRRPv3, which has no authentication.
+   */
   readonly authPassword?: string;
   /**
    * Tracks nginx: a node whose nginx is not running (no live process has the pid in `pidFile`)
@@ -100,15 +103,15 @@ vrrp_instance {{ i.name }} {
 {% endif %}{% if i.peers.size > 0 %}    unicast_peer {
 {% for p in i.peers %}        {{ p | ip }}
 {% endfor %}    }
-{% endif %}{% if auth %}    authentication {
+{% endif %}{% if i.auth %}    authentication {
         auth_type PASS
         auth_pass {{ auth }}
     }
 {% endif %}    virtual_ipaddress {
-{% for a in i.advertised %}        {{ a | ip }}/{{ i.prefix }} dev {{ iface | iface }}
+{% for a in i.advertised %}        {{ a | vip }}
 {% endfor %}    }
 {% if i.excluded.size > 0 %}    virtual_ipaddress_excluded {
-{% for a in i.excluded %}        {{ a | ip }}/{{ i.prefix }} dev {{ iface | iface }}
+{% for a in i.excluded %}        {{ a | vip }}
 {% endfor %}    }
 {% endif %}{% if track %}    track_script {
         klb_nginx
@@ -229,9 +232,10 @@ export class KeepalivedRenderer {
           addresses: unique,
           advertised: unique.slice(0, MAX_ADVERTISED),
           excluded: unique.slice(MAX_ADVERTISED),
-          prefix: family === 'IPv4' ? 32 : 128,
           peers,
           unicastSource: peers.length > 0 ? source : null,
+          // VRRPv2 is IPv4-only: keepalived runs IPv6 instances as VRRPv3, which has no authentication.
+          auth: family === 'IPv4' && opts.auth !== null,
         });
       }
     }

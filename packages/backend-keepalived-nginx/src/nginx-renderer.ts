@@ -5,6 +5,7 @@ import {
   type DaemonListener,
   type DaemonServiceConfig,
   type DaemonTlsCertificate,
+  daemonConfigVersion,
 } from './daemon-config.js';
 import { InvalidRenderOptionsError } from './errors.js';
 import { compile, createTemplateEngine, renderTemplate } from './template-engine.js';
@@ -91,60 +92,71 @@ http {
 {{ http }}}
 `;
 
-const UPSTREAMS = `{% for u in upstreams %}    upstream {{ lb | lbtoken }}.{{ u.name | ident }} {
-{% if algorithm == 'least' %}        least_conn;
-{% elsif algorithm == 'hash' %}        hash $remote_addr consistent;
-{% endif %}{% for t in u.targets %}        server {{ t.address | hostport: t.port }} max_fails={{ u.maxFails | int: 0, 100 }} fail_timeout={{ u.failTimeoutSeconds | duration }};
-{% endfor %}{% if keepalive > 0 %}        keepalive {{ keepalive | int: 1, 100000 }};
+const UPSTREAMS = `{% for u in upstreams %}    upstream {{ u | upstream }} {
+{% if algorithm %}        {{ algorithm | balance }};
+{% endif %}{% for t in u.targets %}        server {{ t | target }} {{ u | fails }};
+{% endfor %}{% if keepalive %}        keepalive {{ keepalive | int: 1, 100000 }};
 {% endif %}    }
 {% endfor %}`;
 
+const LIMITS = `{% if limits %}{% if proxyProtocol %}        proxy_protocol on;
+{% endif %}{% if connectTimeout %}        proxy_connect_timeout {{ connectTimeout | duration }};
+{% endif %}{% if idleTimeout %}{% if http %}        proxy_read_timeout {{ idleTimeout | duration }};
+        proxy_send_timeout {{ idleTimeout | duration }};
+{% else %}        proxy_timeout {{ idleTimeout | duration }};
+{% endif %}{% endif %}{% for r in sourceRanges %}        allow {{ r | cidr }};
+{% endfor %}{% if sourceRanges.size > 0 %}        deny all;
+{% endif %}{% endif %}`;
+
 const STREAM = `    # {{ lb | lbid }} {{ version | version }}
 ${UPSTREAMS}{% for l in listeners %}    server {
-{% for a in addresses %}        listen {{ a | hostport: l.port }}{% if l.udp %} udp{% endif %};
-{% endfor %}{% if proxyProtocol %}        proxy_protocol on;
-{% endif %}{% if connectTimeout %}        proxy_connect_timeout {{ connectTimeout | duration }};
-{% endif %}{% if idleTimeout %}        proxy_timeout {{ idleTimeout | duration }};
-{% endif %}{% for r in sourceRanges %}        allow {{ r | cidr }};
-{% endfor %}{% if sourceRanges.size > 0 %}        deny all;
-{% endif %}{% if l.upstream %}        proxy_pass {{ lb | lbtoken }}.{{ l.upstream | ident }};
+{% for a in l.listen %}        listen {{ a | listen }};
+{% endfor %}${LIMITS}{% if l.upstream %}        proxy_pass {{ l.upstream | upstream }};
 {% else %}        return "";
 {% endif %}    }
 {% endfor %}`;
 
 const HTTP = `    # {{ lb | lbid }} {{ version | version }}
 ${UPSTREAMS}{% for s in servers %}    server {
-{% for a in addresses %}        listen {{ a | hostport: s.port }}{% if s.ssl %} ssl{% endif %}{% if s.default %} default_server{% endif %};
+{% for a in s.listen %}        listen {{ a | listen }};
 {% endfor %}{% if s.host %}        server_name {{ s.host | hostname }};
 {% else %}        server_name "";
 {% endif %}{% if s.cert %}        ssl_certificate {{ s.cert.crt | file }};
         ssl_certificate_key {{ s.cert.key | file }};
-{% endif %}{% for r in sourceRanges %}        allow {{ r | cidr }};
-{% endfor %}{% if sourceRanges.size > 0 %}        deny all;
-{% endif %}{% if connectTimeout %}        proxy_connect_timeout {{ connectTimeout | duration }};
-{% endif %}{% if idleTimeout %}        proxy_read_timeout {{ idleTimeout | duration }};
-        proxy_send_timeout {{ idleTimeout | duration }};
-{% endif %}{% if s.redirect %}        return 308 https://$host{% if s.redirect != 443 %}:{{ s.redirect | port }}{% endif %}$request_uri;
+{% endif %}${LIMITS}{% if s.redirect %}        return 308 https://$host{% if s.redirect != 443 %}:{{ s.redirect | port }}{% endif %}$request_uri;
 {% else %}{% for loc in s.locations %}        location {% if loc.exact %}= {% endif %}{{ loc.path | path }} {
-{% if loc.upstream %}            proxy_pass http://{{ lb | lbtoken }}.{{ loc.upstream | ident }};
+{% if loc.upstream %}            proxy_pass http://{{ loc.upstream | upstream }};
 {% elsif loc.missing %}            return 404;
 {% else %}            return 503;
 {% endif %}        }
 {% endfor %}{% endif %}    }
 {% endfor %}`;
 
+/** A reference to an upstream of a load balancer, printed by the `upstream` filter. */
+interface UpstreamRef {
+  readonly lb: string;
+  readonly name: string;
+}
+
+/** One `listen` directive, printed by the `listen` filter. */
+interface Listen {
+  readonly address: string;
+  readonly port: number;
+  readonly udp?: boolean;
+  readonly ssl?: boolean;
+  readonly def?: boolean;
+}
+
 interface Location {
   readonly path: string;
   readonly exact: boolean;
   /** The upstream to proxy to; null answers 503 (no ready target) or 404 (`missing`). */
-  readonly upstream: string | null;
+  readonly upstream: UpstreamRef | null;
   readonly missing: boolean;
 }
 
 interface HttpServer {
-  port: number;
-  ssl: boolean;
-  default: boolean;
+  listen: Listen[];
   host: string | null;
   cert: { crt: string; key: string } | null;
   redirect: number | null;
@@ -156,7 +168,7 @@ function addLocation(
   server: HttpServer,
   path: string | undefined,
   exact: boolean,
-  upstream: string | null,
+  upstream: UpstreamRef | null,
   missing = false,
 ): void {
   const add = (p: string, e: boolean): void => {
@@ -223,12 +235,21 @@ function checkOptions(options: NginxRenderOptions): MainScope & { readonly tlsDi
   }
 }
 
+/** The rendered pieces of one load balancer. */
+interface ServicePart {
+  readonly stream: string;
+  readonly http: string;
+  readonly files: readonly RenderedFile[];
+}
+
 /** A reusable nginx renderer: templates parsed once. {@link renderNginxConfig} uses a shared one. */
 export class NginxRenderer {
   readonly #engine: Liquid;
   readonly #main: Template[];
   readonly #stream: Template[];
   readonly #http: Template[];
+  /** Rendered fragments of the last render, by content: an unchanged load balancer is not rendered again. */
+  #cache = new Map<string, ServicePart>();
 
   constructor() {
     this.#engine = createTemplateEngine();
@@ -246,9 +267,12 @@ export class NginxRenderer {
     const http: string[] = [];
     const files: RenderedFile[] = [];
     const rendered: string[] = [];
+    const cache = new Map<string, ServicePart>();
     for (const config of accepted) {
       try {
-        const part = this.#renderService(config, main.tlsDir, main.keepalive);
+        const key = `${daemonConfigVersion(config)}/${config.version}/${main.tlsDir}/${main.keepalive}`;
+        const part = this.#cache.get(key) ?? this.#renderService(config, main.tlsDir, main.keepalive);
+        cache.set(key, part);
         stream.push(part.stream);
         http.push(part.http);
         files.push(...part.files);
@@ -257,6 +281,7 @@ export class NginxRenderer {
         rejected.set(config.id, err as Error);
       }
     }
+    this.#cache = cache;
     const config = renderTemplate(this.#engine, this.#main, {
       ...main,
       stream: stream.join(''),
@@ -265,57 +290,68 @@ export class NginxRenderer {
     return { config, files, rendered, rejected };
   }
 
-  #renderService(
-    config: DaemonServiceConfig,
-    tlsDir: string,
-    keepalive: number,
-  ): { stream: string; http: string; files: RenderedFile[] } {
+  #renderService(config: DaemonServiceConfig, tlsDir: string, keepalive: number): ServicePart {
+    const lb = config.id;
+    const refs = new Map<string, UpstreamRef>();
     const ready = new Map(
-      config.upstreams.map((u) => [u.name, { ...u, targets: u.targets.filter((t) => t.ready) }] as const),
+      config.upstreams.map((u) => {
+        refs.set(u.name, { lb, name: u.name });
+        return [u.name, { ...u, lb, targets: u.targets.filter((t) => t.ready) }] as const;
+      }),
     );
-    const usable = (name: string | undefined): string | null =>
-      name !== undefined && (ready.get(name)?.targets.length ?? 0) > 0 ? name : null;
+    const usable = (name: string | undefined): UpstreamRef | null =>
+      name !== undefined && (ready.get(name)?.targets.length ?? 0) > 0 ? (refs.get(name) ?? null) : null;
     const algorithm =
       config.options.sessionAffinity || config.options.algorithm === 'source-ip-hash'
         ? 'hash'
         : config.options.algorithm === 'least-connections'
           ? 'least'
-          : 'rr';
+          : null;
     const l4 = config.listeners.filter((l) => l.protocol === 'TCP' || l.protocol === 'UDP');
     const l7 = config.listeners.filter((l) => l.protocol === 'HTTP' || l.protocol === 'HTTPS');
-    const pick = (names: Iterable<string | null>) =>
-      [...new Set(names)].flatMap((n) => (n === null ? [] : [ready.get(n)])).filter((u) => u !== undefined);
+    const pick = (used: Iterable<UpstreamRef | null>) =>
+      [...new Set(used)].flatMap((r) => (r === null ? [] : [ready.get(r.name)])).filter((u) => u !== undefined);
+    const { sourceRanges, timeouts, proxyProtocol } = config.options;
     const common = {
-      lb: config.id,
+      lb,
       version: config.version,
       algorithm,
-      addresses: config.addresses,
-      sourceRanges: config.options.sourceRanges,
-      connectTimeout: config.options.timeouts.connectSeconds ?? 0,
-      idleTimeout: config.options.timeouts.idleSeconds ?? 0,
+      sourceRanges,
+      connectTimeout: timeouts.connectSeconds ?? null,
+      idleTimeout: timeouts.idleSeconds ?? null,
     };
+    const someLimits =
+      sourceRanges.length > 0 || timeouts.connectSeconds !== undefined || timeouts.idleSeconds !== undefined;
     let stream = '';
     if (l4.length > 0) {
       stream = renderTemplate(this.#engine, this.#stream, {
         ...common,
-        keepalive: 0,
-        proxyProtocol: config.options.proxyProtocol,
+        http: false,
+        keepalive: null,
+        proxyProtocol,
+        limits: someLimits || proxyProtocol,
         upstreams: pick(l4.map((l) => usable(l.upstream))),
-        listeners: l4.map((l) => ({ port: l.port, udp: l.protocol === 'UDP', upstream: usable(l.upstream) })),
+        listeners: l4.map((l) => ({
+          listen: config.addresses.map((address) => ({ address, port: l.port, udp: l.protocol === 'UDP' })),
+          upstream: usable(l.upstream),
+        })),
       });
     }
     let http = '';
     const files: RenderedFile[] = [];
     if (l7.length > 0) {
       const servers: HttpServer[] = [];
-      const used: (string | null)[] = [];
       for (const listener of l7) {
         servers.push(...this.#httpServers(config, listener, usable, tlsDir, files));
       }
-      for (const s of servers) for (const loc of s.locations) used.push(loc.upstream);
+      const used = servers.flatMap((s) => s.locations.map((loc) => loc.upstream));
       http = renderTemplate(this.#engine, this.#http, {
         ...common,
-        keepalive,
+        http: true,
+        keepalive: keepalive > 0 ? keepalive : null,
+        // nginx's http proxy cannot send the PROXY protocol; L7 listeners pass X-Forwarded-* instead.
+        proxyProtocol: false,
+        limits: someLimits,
         upstreams: pick(used),
         servers,
       });
@@ -326,7 +362,7 @@ export class NginxRenderer {
   #httpServers(
     config: DaemonServiceConfig,
     listener: DaemonListener,
-    usable: (name: string | undefined) => string | null,
+    usable: (name: string | undefined) => UpstreamRef | null,
     tlsDir: string,
     files: RenderedFile[],
   ): HttpServer[] {
@@ -349,9 +385,7 @@ export class NginxRenderer {
       return chosen ? (certs.get(chosen) ?? null) : null;
     };
     const server = (host: string | null, isDefault: boolean): HttpServer => ({
-      port: listener.port,
-      ssl,
-      default: isDefault,
+      listen: config.addresses.map((address) => ({ address, port: listener.port, ssl, def: isDefault })),
       host,
       cert: certFor(host),
       redirect: null,

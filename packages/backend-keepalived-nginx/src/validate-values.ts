@@ -8,6 +8,9 @@ import { InvalidDaemonConfigError } from './errors.js';
  * filters the templates must pass every value through.
  */
 
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+/** Canonical dotted-decimal IPv4 (no leading zeros), the fast path of {@link validIp}. */
+const IPV4 = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
 const IDENT = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const PATH = /^\/[A-Za-z0-9._~/%+@:,=&-]{0,1023}$/;
@@ -30,6 +33,7 @@ function fail(field: string, value: unknown, what: string): never {
 /** An IPv4 (dotted four-part decimal) or IPv6 address (no zone, no brackets), in canonical form. */
 export function validIp(value: unknown, field = 'address'): string {
   if (typeof value !== 'string') return fail(field, value, 'an IP address');
+  if (IPV4.test(value)) return value;
   if (ipaddr.IPv4.isValidFourPartDecimal(value)) return ipaddr.IPv4.parse(value).toString();
   if (IPV6_CHARS.test(value) && ipaddr.IPv6.isValid(value)) return ipaddr.IPv6.parse(value).toString();
   return fail(field, value, 'an IPv4 or IPv6 address');

@@ -1,0 +1,301 @@
+import { statSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DaemonConfigConflictError,
+  type DaemonServiceConfig,
+  InvalidDaemonConfigError,
+  InvalidRenderOptionsError,
+  KeepalivedRenderer,
+  NginxRenderer,
+  renderKeepalivedConfig,
+  renderNginxConfig,
+  validateDaemonServiceConfig,
+} from '@klb/backend-keepalived-nginx';
+import { requireComponents } from '@klb/testing';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  clone,
+  KeepalivedChecker,
+  keepalivedOptions,
+  l4Service,
+  l7Service,
+  makeCertificate,
+  nginxOptions,
+  nginxTest,
+  type Pem,
+  versioned,
+  writeNginx,
+} from './renderer-fixtures.js';
+
+const test = suite('renderers');
+const missingNginx = requireComponents('nginx');
+const missingKeepalived = requireComponents('keepalived', 'netns');
+const withNginx = missingNginx ? test.skip : test;
+const withKeepalived = missingKeepalived ? test.skip : test;
+
+const dir = await mkdtemp(join(tmpdir(), 'klb-render-'));
+const pem: Pem = makeCertificate(join(dir, 'pem'), ['cafe.example.com']);
+const checker = missingKeepalived ? undefined : new KeepalivedChecker();
+test.after(async () => {
+  checker?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const a = l4Service(
+  'service/default/alpha',
+  '127.0.10.1',
+  { tcp: 7001, udp: 7002 },
+  { tcp: [9001, 9002], udp: [9003] },
+);
+const b = l7Service(
+  'ingress/shop/cafe',
+  '127.0.10.2',
+  { http: 8080, https: 8443, plain: 8081 },
+  { coffee: [9101], tea: [9102, 9103] },
+  pem,
+);
+const c = l4Service('service/other/gamma', '::1', { tcp: 7001, udp: 7002 }, { tcp: [9201], udp: [9202] });
+
+test('renders stream servers bound to VIP:port with upstream health, algorithm, limits and timeouts', () => {
+  const { config, rejected, rendered } = renderNginxConfig([a, c], nginxOptions(dir));
+  assert.is(rejected.size, 0);
+  assert.equal(rendered, ['service/default/alpha', 'service/other/gamma']);
+  assert.match(config, 'load_module /usr/lib/nginx/modules/ngx_stream_module.so;');
+  assert.match(config, 'listen 127.0.10.1:7001;\n');
+  assert.match(config, 'listen 127.0.10.1:7002 udp;\n');
+  assert.match(config, 'listen [::1]:7001;\n');
+  assert.match(config, 'upstream service_default_alpha.tcp {\n        least_conn;\n');
+  assert.match(config, 'server 127.0.0.1:9001 max_fails=3 fail_timeout=10s;');
+  assert.match(config, 'allow 127.0.0.0/8;\n        allow 10.0.0.0/8;\n        deny all;');
+  assert.match(config, 'proxy_connect_timeout 5s;');
+  assert.match(config, 'proxy_timeout 30s;');
+  assert.match(config, 'proxy_pass service_default_alpha.udp;');
+  assert.not.match(config, 'proxy_protocol on;');
+  const pp = clone(a);
+  pp.options.proxyProtocol = true;
+  assert.match(renderNginxConfig([versioned(pp)], nginxOptions(dir)).config, 'proxy_protocol on;');
+  // Every listen names an address: nothing binds a wildcard.
+  for (const line of config.split('\n').filter((l) => l.trim().startsWith('listen '))) {
+    assert.match(line, /listen (\d+\.\d+\.\d+\.\d+|\[[0-9a-f:]+\]):\d+/);
+  }
+});
+
+test('renders http servers: host and path routes, TLS files, redirect, forwarded headers, affinity', () => {
+  const result = renderNginxConfig([b], nginxOptions(dir));
+  const { config, files } = result;
+  assert.is(result.rejected.size, 0);
+  assert.match(config, 'listen 127.0.10.2:8080 default_server;\n');
+  assert.match(config, 'return 308 https://$host:8443$request_uri;');
+  assert.match(config, 'listen 127.0.10.2:8443 ssl default_server;\n');
+  assert.match(config, 'listen 127.0.10.2:8443 ssl;\n        server_name cafe.example.com;');
+  assert.match(config, 'server_name *.menu.example.com;');
+  assert.match(config, 'location = /coffee {');
+  assert.match(config, 'location /coffee/ {');
+  assert.match(config, 'location = /tea {');
+  assert.not.match(config, 'location /tea/ {');
+  assert.match(config, 'hash $remote_addr consistent;');
+  assert.match(config, 'keepalive 32;');
+  assert.match(config, 'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;');
+  assert.match(config, 'proxy_set_header X-Forwarded-Proto $scheme;');
+  assert.match(config, 'proxy_read_timeout 60s;');
+  assert.match(config, 'return 404;');
+  assert.is(files.length, 2);
+  const key = files.find((f) => f.path.endsWith('.key'));
+  const crt = files.find((f) => f.path.endsWith('.crt'));
+  assert.ok(key && crt);
+  assert.is(key.mode, 0o600);
+  assert.is(key.content, pem.privateKey);
+  assert.ok(key.path.startsWith(join(dir, 'tls/')));
+  assert.match(config, `ssl_certificate ${crt.path};`);
+  assert.match(config, `ssl_certificate_key ${key.path};`);
+  // The key material itself never appears in nginx.conf.
+  assert.not.match(config, 'PRIVATE KEY');
+  writeNginx(dir, result, 'b.conf');
+  assert.is(statSync(key.path).mode & 0o777, 0o600);
+});
+
+withNginx('real nginx -t accepts the rendered config', () => {
+  const result = renderNginxConfig([a, b, c], nginxOptions(dir));
+  assert.is(result.rejected.size, 0);
+  const conf = writeNginx(dir, result);
+  assert.is(nginxTest(dir, conf), undefined);
+});
+
+test('the output does not depend on input order, and is the same from a fresh renderer', () => {
+  const one = renderNginxConfig([a, b, c], nginxOptions(dir));
+  const two = renderNginxConfig([c, a, b], nginxOptions(dir));
+  const fresh = new NginxRenderer().render([b, c, a], nginxOptions(dir));
+  assert.is(one.config, two.config);
+  assert.is(one.config, fresh.config);
+  assert.equal(one.files, fresh.files);
+});
+
+test('a changed load balancer re-renders (the fragment cache is keyed by content)', () => {
+  const renderer = new NginxRenderer();
+  renderer.render([a, b], nginxOptions(dir));
+  const changed = clone(a);
+  changed.upstreams[0]?.targets.push({ address: '127.0.0.1', port: 9999, ready: true });
+  const next = versioned(changed);
+  const cached = renderer.render([next, b], nginxOptions(dir)).config;
+  assert.match(cached, 'server 127.0.0.1:9999 ');
+  assert.is(cached, new NginxRenderer().render([next, b], nginxOptions(dir)).config);
+});
+
+withNginx('upstreams without ready targets: stream closes, http answers 503, nginx -t passes', () => {
+  const empty = clone(a);
+  for (const u of empty.upstreams) for (const t of u.targets) t.ready = false;
+  const emptyL7 = clone(b);
+  for (const u of emptyL7.upstreams) u.targets = [];
+  const result = renderNginxConfig([versioned(empty), versioned(emptyL7)], nginxOptions(dir));
+  assert.is(result.rejected.size, 0);
+  assert.match(result.config, 'return "";');
+  assert.match(result.config, 'return 503;');
+  assert.not.match(result.config, 'upstream service_default_alpha');
+  assert.is(nginxTest(dir, writeNginx(dir, result, 'empty.conf')), undefined);
+});
+
+test('a VIP:port collision rejects the load balancer whose id sorts later', () => {
+  const clash = clone(a);
+  clash.id = 'service/zeta/clash';
+  const result = renderNginxConfig([versioned(clash), a], nginxOptions(dir));
+  assert.equal(result.rendered, ['service/default/alpha']);
+  const err = result.rejected.get('service/zeta/clash');
+  assert.instance(err, DaemonConfigConflictError);
+  assert.match(String(err?.message), 'tcp 127.0.10.1 7001 is already used by service/default/alpha');
+  // Another port on the same VIP is fine (IPAM shares addresses between services).
+  const other = clone(a);
+  other.id = 'service/zeta/other-port';
+  other.listeners = [{ name: 'tcp-7100', port: 7100, protocol: 'TCP', upstream: 'tcp' }];
+  assert.is(renderNginxConfig([versioned(other), a], nginxOptions(dir)).rejected.size, 0);
+});
+
+test('VRRP router ids: one per group, collisions rejected', () => {
+  const otherGroup = clone(c);
+  otherGroup.options.vrrp = { group: 'blue', vrid: 51 };
+  const r1 = renderKeepalivedConfig([a, versioned(otherGroup)], keepalivedOptions(dir, 'eth0'));
+  assert.match(
+    String(r1.rejected.get('service/other/gamma')?.message),
+    'router id 51 already belongs to group "default"',
+  );
+  const wrongVrid = clone(c);
+  wrongVrid.options.vrrp = { group: 'default', vrid: 52 };
+  const r2 = renderKeepalivedConfig([a, versioned(wrongVrid)], keepalivedOptions(dir, 'eth0'));
+  assert.match(String(r2.rejected.get('service/other/gamma')?.message), 'group "default" has router id 51');
+  const blue = clone(c);
+  blue.options.vrrp = { group: 'blue', vrid: 52 };
+  const r3 = renderKeepalivedConfig([a, versioned(blue)], keepalivedOptions(dir, 'eth0'));
+  assert.is(r3.rejected.size, 0);
+  assert.equal(
+    r3.instances.map((i) => [i.name, i.vrid, i.family, i.addresses]),
+    [
+      ['klb_blue_6', 52, 'IPv6', ['::1']],
+      ['klb_default_4', 51, 'IPv4', ['127.0.10.1']],
+    ],
+  );
+});
+
+test('keepalived.conf: VRRPv3, fast adverts, priority, unicast, nginx tracking, excluded VIPs past 20', () => {
+  const many: DaemonServiceConfig[] = [];
+  for (let i = 1; i <= 25; i++) {
+    const s = clone(a);
+    s.id = `service/default/s${i}`;
+    s.addresses = [`10.20.0.${i}`];
+    many.push(versioned(s));
+  }
+  const { config, instances } = renderKeepalivedConfig([...many, c], keepalivedOptions(dir, 'eth0'));
+  assert.match(config, 'vrrp_version 3');
+  assert.match(config, 'advert_int 0.1\n');
+  assert.match(config, 'priority 100\n');
+  assert.match(config, 'state BACKUP');
+  assert.match(config, 'interface eth0');
+  assert.match(config, `script "/usr/bin/pgrep -F ${join(dir, 'run', 'nginx.pid')}"`);
+  assert.match(config, 'track_script {\n        klb_nginx\n    }');
+  assert.match(config, 'unicast_src_ip 10.99.0.1\n    unicast_peer {\n        10.99.0.2\n        10.99.0.3\n    }');
+  const excluded = config.slice(config.indexOf('virtual_ipaddress_excluded {'));
+  assert.is(excluded.slice(0, excluded.indexOf('}')).match(/10\.20\.0\.\d+\/32/g)?.length, 5);
+  assert.match(config, '::1/128');
+  const v4 = instances.find((i) => i.family === 'IPv4');
+  assert.is(v4?.addresses.length, 25);
+  // The IPv6 instance gets no IPv4 unicast peers.
+  const v6Block = config.slice(config.indexOf('vrrp_instance klb_default_6'));
+  assert.not.match(v6Block, 'unicast_peer');
+});
+
+test('keepalived options are validated', () => {
+  const base = keepalivedOptions(dir, 'eth0');
+  const bad = [
+    { ...base, authPassword: 'secret' },
+    { ...base, vrrpVersion: 2 as const, advertIntSeconds: 0.5 },
+    { ...base, advertIntSeconds: 0.001 },
+    { ...base, priority: 255 },
+    { ...base, interface: 'eth0; x' },
+    { ...base, unicastPeers: ['10.0.0.1\n}'] },
+    { ...base, routerId: 'a b' },
+    { ...base, trackNginx: { pidFile: 'relative/nginx.pid' } },
+    { ...base, vrrpVersion: 2 as const, authPassword: 'toolongpassword' },
+  ];
+  for (const options of bad) {
+    assert.throws(
+      () => renderKeepalivedConfig([a], options),
+      (err: unknown) => err instanceof InvalidRenderOptionsError,
+    );
+  }
+  assert.throws(
+    () => renderNginxConfig([a], { ...nginxOptions(dir), tlsDir: '/tmp/x;y' }),
+    (err: unknown) => err instanceof InvalidRenderOptionsError,
+  );
+});
+
+withKeepalived('real keepalived -t accepts the rendered configs (v3 default, v2 with auth, nopreempt, notify)', () => {
+  const iface = checker?.iface ?? 'klb0';
+  const variants = [
+    keepalivedOptions(dir, iface),
+    { ...keepalivedOptions(dir, iface), vrrpVersion: 2 as const, authPassword: 'k1b-pass', nopreempt: true },
+    {
+      ...keepalivedOptions(dir, iface),
+      unicastPeers: [],
+      advertIntSeconds: 1,
+      trackNginx: false as const,
+      notifyScript: '/usr/bin/true',
+    },
+  ];
+  const blue = clone(c);
+  blue.options.vrrp = { group: 'blue', vrid: 52 };
+  for (const [i, options] of variants.entries()) {
+    const { config, rejected } = new KeepalivedRenderer().render([a, b, versioned(blue)], options);
+    assert.is(rejected.size, 0);
+    const file = join(dir, `keepalived-${i}.conf`);
+    writeFileSync(file, config);
+    assert.is(checker?.check(file), undefined, config);
+  }
+});
+
+test('validateDaemonServiceConfig names the field and the problem', () => {
+  const bad = clone(b);
+  const route = bad.listeners[1]?.routes?.[0];
+  assert.ok(route);
+  route.path = '/a;b';
+  assert.throws(
+    () => validateDaemonServiceConfig(bad),
+    (err: unknown) =>
+      err instanceof InvalidDaemonConfigError &&
+      err.field === 'listeners[1].routes[0].path' &&
+      err.message.includes('"/a;b" is not an HTTP path') &&
+      err.code === 'INVALID_DAEMON_CONFIG' &&
+      err.retryable === false,
+  );
+  const wrongKey = clone(b);
+  const other = makeCertificate(join(dir, 'pem'), ['other.example.com']);
+  const tls = wrongKey.listeners[1]?.tls?.[0];
+  assert.ok(tls);
+  tls.privateKey = other.privateKey;
+  assert.throws(
+    () => validateDaemonServiceConfig(wrongKey),
+    (err: unknown) => err instanceof Error && err.message.includes('does not belong to the certificate'),
+  );
+});
+
+test.run();
