@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-debs=(etcd-server nginx-light libnginx-mod-stream keepalived iproute2 iputils-ping procps wrk openssl ca-certificates)
+debs=(etcd-server nginx-light libnginx-mod-stream keepalived iproute2 iputils-ping procps wrk openssl ca-certificates keystone octavia-api python3-oslotest)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,7 +18,7 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The Debian packages start system services; KLB runs its own instances.
-  for svc in nginx keepalived etcd; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
+  for svc in nginx keepalived etcd keystone octavia-api; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
 fi
 
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { ComponentMissingError, findKubeApiserver, which } from './binaries.js';
 
 /** A real component that test suites can require. */
-export type Component = 'kube-apiserver' | 'etcd' | 'nginx' | 'keepalived' | 'netns';
+export type Component = 'kube-apiserver' | 'etcd' | 'nginx' | 'keepalived' | 'netns' | 'keystone' | 'octavia';
 
 const checks: Record<Component, () => string | undefined> = {
   'kube-apiserver': () => {
@@ -26,6 +26,16 @@ const checks: Record<Component, () => string | undefined> = {
     which('keepalived') || existsSync('/usr/sbin/keepalived')
       ? undefined
       : 'keepalived is not installed: apt-get install keepalived',
+  keystone: () =>
+    which('keystone-manage') && which('keystone-wsgi-public')
+      ? undefined
+      : 'keystone is not installed: apt-get install --no-install-recommends keystone',
+  octavia: () => {
+    if (!which('octavia-api')) return 'octavia-api is not installed: apt-get install --no-install-recommends octavia-api';
+    if (!existsSync('/usr/lib/python3/dist-packages/oslotest'))
+      return 'oslotest (for the Octavia schema) is not installed: apt-get install python3-oslotest';
+    return undefined;
+  },
   netns: () => {
     if (!which('ip') && !existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip'))
       return 'iproute2 is not installed: apt-get install iproute2';

@@ -25,5 +25,17 @@ export {
 export { type F5Fault, type F5FaultEffect, FaultInjector } from './f5/fault-injector.js';
 export type { LtmObject } from './f5/ltm-database.js';
 export type { F5User } from './f5/token-store.js';
+export {
+  type OpenStack,
+  type OpenStackOptions,
+  type OpenStackUser,
+  startOpenStack,
+} from './openstack/launcher.js';
+export {
+  type Fail503Rule,
+  type ProvisioningTransition,
+  type ProxiedRequest,
+  ProviderControl,
+} from './openstack/provider-control.js';
 export { ProcessGroup, type StartProcessOptions } from './process-group.js';
 export { type RecordedCall, RecordingBackend, type RecordingBackendOptions } from './recording-backend.js';
