@@ -1,10 +1,16 @@
 /**
- * KLB core: the backend-neutral load balancer model, the backend contract, and (growing) the
- * Kubernetes sources and the reconcile engine.
+ * KLB core: the backend-neutral load balancer model, the backend contract, the Kubernetes
+ * sources (Service `type: LoadBalancer`, the original `app=loadbalancer` ConfigMaps, Ingress)
+ * and the reconcile engine.
  *
  * @packageDocumentation
  */
+export type { AddressAllocator, AddressOwner, AddressRequest } from './address-allocator.js';
+export { ANNOTATION_PREFIX, Annotations } from './annotations.js';
 export type { BackendCapabilities, BackendContext, LoadBalancerBackend } from './backend.js';
+export { type BackoffOptions, backoffDelay, sleep } from './backoff.js';
+export { ConfigMapKeys, ConfigMapSource, ORIGINAL_LABEL_SELECTOR } from './configmap-source.js';
+export { FINALIZER, LoadBalancerController, type LoadBalancerControllerOptions } from './controller.js';
 export {
   isRetryAfterError,
   isTerminalError,
@@ -13,7 +19,36 @@ export {
   RetryAfterError,
   TerminalError,
 } from './errors.js';
+export { EventRecorder, type EventType } from './event-recorder.js';
+export { type HealthServer, type HealthServerOptions, startHealthServer } from './health-server.js';
+export { Informer, type InformerHandler, type InformerOptions, objectKey } from './informer.js';
+export { IngressSource, type IngressSourceOptions } from './ingress-source.js';
+export {
+  isConflict,
+  isNotFound,
+  KubeApiError,
+  KubeClient,
+  type KubeClientOptions,
+  type KubeObject,
+  type ListResult,
+  type ObjectMeta,
+  type PatchType,
+  withQuery,
+} from './kube-client.js';
+export type {
+  ConfigMapObject,
+  EndpointSliceObject,
+  IngressBackend,
+  IngressObject,
+  NodeObject,
+  SecretObject,
+  ServiceObject,
+} from './kube-types.js';
+export { type LeaderCallbacks, type LeaderElectionOptions, LeaderElector } from './leader-election.js';
 export { type Logger, silentLogger } from './logger.js';
+export { ControllerMetrics } from './metrics.js';
+export { SERVICE_CONDITION, ServiceSource, type ServiceSourceOptions } from './service-source.js';
+export type { Dependencies, Draft, LoadBalancerSource, Outcome, SourceWorld } from './source.js';
 export {
   type HealthCheck,
   type HttpRoute,
@@ -34,3 +69,5 @@ export {
   type TlsCertificate,
   type Upstream,
 } from './spec.js';
+export { EXCLUDE_FROM_LB_LABEL, familyOf, nodeEligible } from './targets.js';
+export { WorkQueue, type WorkQueueObserver, type WorkQueueOptions } from './work-queue.js';

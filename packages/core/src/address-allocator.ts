@@ -1,0 +1,49 @@
+import type { IpFamily, SourceKind } from './spec.js';
+
+/** The object an address is allocated to. */
+export interface AddressOwner {
+  /** Kind of the declaring object. */
+  readonly kind: SourceKind;
+  /** Namespace. */
+  readonly namespace: string;
+  /** Name. */
+  readonly name: string;
+  /** UID (a re-created object is a new owner). */
+  readonly uid: string;
+}
+
+/** What a load balancer asks of the address allocator. */
+export interface AddressRequest {
+  /** Specific addresses wanted (`spec.loadBalancerIP`, the `klb.io/load-balancer-ips` annotation). */
+  readonly addresses?: string[];
+  /** Pool name (`klb.io/address-pool`). */
+  readonly pool?: string;
+  /** Families in order of preference. */
+  readonly ipFamilies?: IpFamily[];
+  /** Family policy. */
+  readonly ipFamilyPolicy?: 'SingleStack' | 'PreferDualStack' | 'RequireDualStack';
+  /** Owners with the same key may share an address when their ports do not overlap (`klb.io/allow-shared-ip`). */
+  readonly sharingKey?: string;
+  /** Ports the load balancer listens on (for sharing). */
+  readonly ports?: Array<{ protocol: 'TCP' | 'UDP' | 'SCTP'; port: number }>;
+  /** Namespace of the owner (pool namespace selectors). */
+  readonly namespace?: string;
+  /** Labels of the owner (pool label selectors). */
+  readonly labels?: Record<string, string>;
+  /** Load balancer class (pool selection). */
+  readonly loadBalancerClass?: string;
+}
+
+/**
+ * Hands out virtual IPs; implemented by `@klb/ipam`'s Kubernetes-backed IPAM. Errors with
+ * `terminal: true` mean the request cannot succeed unchanged (exhausted pool, taken address,
+ * sharing conflict...).
+ */
+export interface AddressAllocator {
+  /** Imports existing assignments; the engine allocates nothing before it resolves. */
+  start(): Promise<void>;
+  /** Allocates (or returns the owner's existing) addresses. */
+  allocate(owner: AddressOwner, request: AddressRequest): Promise<{ readonly addresses: readonly string[] }>;
+  /** Releases the owner's addresses; releasing nothing succeeds. */
+  release(owner: AddressOwner): Promise<void>;
+}

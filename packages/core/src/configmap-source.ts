@@ -1,0 +1,142 @@
+import { klbAnnotations, parseAddresses, parseOptions } from './annotations.js';
+import { TerminalError } from './errors.js';
+import type { KubeClient } from './kube-client.js';
+import type { ConfigMapObject } from './kube-types.js';
+import { l4FromService } from './service-source.js';
+import type { Dependencies, Draft, LoadBalancerSource, Outcome, SourceWorld } from './source.js';
+import { type IpFamily, loadBalancerId } from './spec.js';
+import { familyOf } from './targets.js';
+
+/** The label that marks the original interface's load balancer ConfigMaps. */
+export const ORIGINAL_LABEL_SELECTOR = 'app=loadbalancer';
+
+/** The `data` keys of the original interface. */
+export const ConfigMapKeys = {
+  /** Namespace of the target Service (default: the ConfigMap's own). */
+  namespace: 'namespace',
+  /** Name of the target Service (required). */
+  targetServiceName: 'target-service-name',
+  /** Written by KLB: the load balancer's address. Set beforehand, it requests that address. */
+  bindIp: 'bind-ip',
+  /** Written by KLB: `SUCCESS`, or `ERROR : <reason>`. */
+  status: 'status',
+} as const;
+
+/**
+ * The original interface: ConfigMaps labelled `app=loadbalancer` whose `data.target-service-name`
+ * (in `data.namespace`) names the Service to expose on all of its ports. KLB writes
+ * `data.bind-ip` and `data.status` back, as the original controller did.
+ */
+export class ConfigMapSource implements LoadBalancerSource<ConfigMapObject> {
+  /** Always `ConfigMap`. */
+  readonly kind = 'ConfigMap' as const;
+  /** All ConfigMaps (filtered by label). */
+  readonly collectionPath = '/api/v1/configmaps';
+  /** `app=loadbalancer`. */
+  readonly labelSelector = ORIGINAL_LABEL_SELECTOR;
+
+  /** The ConfigMap's API path. */
+  objectPath(namespace: string, name: string): string {
+    return `/api/v1/namespaces/${namespace}/configmaps/${name}`;
+  }
+
+  /** Every ConfigMap with the label (the informer filters by it). */
+  wants(cm: ConfigMapObject): boolean {
+    return cm.metadata?.labels?.app === 'loadbalancer';
+  }
+
+  /** The target Service. */
+  references(cm: ConfigMapObject): Pick<Dependencies, 'services' | 'secrets'> {
+    const target = cm.data?.[ConfigMapKeys.targetServiceName];
+    const ns = cm.data?.[ConfigMapKeys.namespace] || cm.metadata?.namespace;
+    return { services: target ? [`${ns}/${target}`] : [], secrets: [] };
+  }
+
+  /** Translates the ConfigMap: the target Service's ports, its targets, and any requested bind-ip. */
+  build(cm: ConfigMapObject, world: SourceWorld): Draft {
+    const ns = cm.metadata?.namespace ?? '';
+    const name = cm.metadata?.name ?? '';
+    const data = cm.data ?? {};
+    const targetName = data[ConfigMapKeys.targetServiceName];
+    const targetNs = data[ConfigMapKeys.namespace] || ns;
+    if (!targetName) {
+      throw new TerminalError(`data.${ConfigMapKeys.targetServiceName} is required`, {
+        reason: 'MissingTargetService',
+      });
+    }
+    if (
+      !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(targetName) ||
+      !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(targetNs)
+    ) {
+      throw new TerminalError(
+        `target service ${JSON.stringify(`${targetNs}/${targetName}`.slice(0, 130))} is not a valid name`,
+        {
+          reason: 'InvalidTargetService',
+        },
+      );
+    }
+    const service = world.service(targetNs, targetName);
+    if (!service) {
+      throw new TerminalError(`target service ${targetNs}/${targetName} does not exist`, { reason: 'UnknownService' });
+    }
+    const requested = parseAddresses(`data.${ConfigMapKeys.bindIp}`, data[ConfigMapKeys.bindIp]);
+    const families: IpFamily[] = requested.length
+      ? [familyOf(requested[0] as string) as IpFamily]
+      : (service.spec?.ipFamilies?.filter((f): f is IpFamily => f === 'IPv4' || f === 'IPv6').slice(0, 1) ?? ['IPv4']);
+    const { listeners, upstreams, usesNodes, usesEndpoints } = l4FromService(service, world, families);
+    const annotations = cm.metadata?.annotations ?? {};
+    return {
+      spec: {
+        ref: {
+          id: loadBalancerId('ConfigMap', ns, name),
+          kind: 'ConfigMap',
+          namespace: ns,
+          name,
+          uid: cm.metadata?.uid ?? '',
+        },
+        requestedAddresses: requested,
+        ipFamilies: families,
+        listeners,
+        upstreams,
+        options: parseOptions(annotations, [], undefined),
+        annotations: klbAnnotations(annotations),
+      },
+      request: {
+        ...(requested.length ? { addresses: requested } : {}),
+        ipFamilies: families,
+        ipFamilyPolicy: 'SingleStack',
+        ports: listeners.map((l) => ({ protocol: l.protocol === 'UDP' ? 'UDP' : 'TCP', port: l.port })),
+        namespace: ns,
+        labels: cm.metadata?.labels ?? {},
+      },
+      dependencies: {
+        services: [`${targetNs}/${targetName}`],
+        endpointsOf: usesEndpoints ? [`${targetNs}/${targetName}`] : [],
+        secrets: [],
+        nodes: usesNodes,
+      },
+    };
+  }
+
+  /** Writes `data.bind-ip` and `data.status` when they changed. */
+  async writeOutcome(client: KubeClient, cm: ConfigMapObject, outcome: Outcome): Promise<boolean> {
+    const data = cm.data ?? {};
+    const bindIp = outcome.ok ? (outcome.status.ingress[0]?.ip ?? '') : (data[ConfigMapKeys.bindIp] ?? '');
+    const status = outcome.ok ? 'SUCCESS' : `ERROR : ${outcome.error.message.replace(/\s+/g, ' ').slice(0, 512)}`;
+    if (data[ConfigMapKeys.bindIp] === bindIp && data[ConfigMapKeys.status] === status) return false;
+    await client.patch(this.objectPath(cm.metadata?.namespace ?? '', cm.metadata?.name ?? ''), {
+      data: { [ConfigMapKeys.bindIp]: bindIp || null, [ConfigMapKeys.status]: status },
+    });
+    return true;
+  }
+
+  /** Removes `data.bind-ip` and `data.status`. */
+  async clearOutcome(client: KubeClient, cm: ConfigMapObject): Promise<boolean> {
+    const data = cm.data ?? {};
+    if (data[ConfigMapKeys.bindIp] === undefined && data[ConfigMapKeys.status] === undefined) return false;
+    await client.patch(this.objectPath(cm.metadata?.namespace ?? '', cm.metadata?.name ?? ''), {
+      data: { [ConfigMapKeys.bindIp]: null, [ConfigMapKeys.status]: null },
+    });
+    return true;
+  }
+}

@@ -1,0 +1,653 @@
+import { randomBytes } from 'node:crypto';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import type { AddressAllocator, AddressOwner } from './address-allocator.js';
+import type { BackendContext, LoadBalancerBackend } from './backend.js';
+import { ConfigMapSource } from './configmap-source.js';
+import { isRetryAfterError, isTerminalError, TerminalError } from './errors.js';
+import { EventRecorder } from './event-recorder.js';
+import { type HealthServer, startHealthServer } from './health-server.js';
+import { Informer, objectKey } from './informer.js';
+import { IngressSource } from './ingress-source.js';
+import { isConflict, KubeClient, type KubeObject } from './kube-client.js';
+import type { EndpointSliceObject, NodeObject, SecretObject, ServiceObject } from './kube-types.js';
+import { LeaderElector } from './leader-election.js';
+import { type Logger, silentLogger } from './logger.js';
+import { ControllerMetrics } from './metrics.js';
+import { ServiceSource } from './service-source.js';
+import type { Dependencies, LoadBalancerSource, Outcome, SourceWorld } from './source.js';
+import { type LoadBalancerRef, type LoadBalancerSpec, parseLoadBalancerId, type SourceKind } from './spec.js';
+import { nodeTargetFingerprint, serviceEndpoints } from './targets.js';
+import { WorkQueue } from './work-queue.js';
+
+/** The finalizer KLB puts on objects it realised, removed after the backend confirmed removal. */
+export const FINALIZER = 'klb.io/load-balancer-cleanup';
+
+/** Options of {@link LoadBalancerController}. */
+export interface LoadBalancerControllerOptions {
+  /** Credentials for the Kubernetes API. */
+  readonly kubeConfig: KubeConfig;
+  /** The backend that realises load balancers. */
+  readonly backend: LoadBalancerBackend;
+  /** The address allocator (`@klb/ipam`); required unless the backend allocates addresses. */
+  readonly allocator?: AddressAllocator;
+  /** Service source settings; `false` disables Services. */
+  readonly services?: { readonly loadBalancerClass?: string; readonly handleUnclassed?: boolean } | false;
+  /** Whether to serve the original `app=loadbalancer` ConfigMaps; default true. */
+  readonly configMaps?: boolean;
+  /** Ingress source settings; `false` disables Ingress (the default when the backend has no L7). */
+  readonly ingress?: { readonly ingressClassName?: string } | false;
+  /** Node address types in order of preference; default `InternalIP`, `ExternalIP`. */
+  readonly nodeAddressPreference?: readonly string[];
+  /** Concurrent reconciles; default 4. */
+  readonly workers?: number;
+  /** Period of the full resync (drift repair), in ms; default 10 minutes; 0 disables it. */
+  readonly resyncPeriodMs?: number;
+  /** Leader election; without it this replica always acts (run one replica only). */
+  readonly leaderElection?: {
+    readonly namespace: string;
+    readonly identity: string;
+    readonly name?: string;
+    readonly leaseDurationMs?: number;
+    readonly renewDeadlineMs?: number;
+    readonly retryPeriodMs?: number;
+  };
+  /** Port for /healthz, /readyz and /metrics; absent: no server. */
+  readonly healthPort?: number;
+  /** Host to bind the health server; default `0.0.0.0`. */
+  readonly healthHost?: string;
+  /** Metrics registry; default a new one. */
+  readonly registry?: Registry;
+  /** Logger; default silent. */
+  readonly logger?: Logger;
+  /** A watch silent this long is restarted, in ms; default 120000. */
+  readonly watchdogMs?: number;
+  /** Called on every write to the Kubernetes API (verb, path), e.g. to count writes. */
+  readonly onWrite?: (verb: string, path: string) => void;
+}
+
+interface Known {
+  ref: LoadBalancerRef;
+  owner: AddressOwner;
+  deps: Dependencies;
+  specHash: string;
+}
+
+/**
+ * The reconcile engine: watches Services, original ConfigMaps and Ingresses, translates each to a
+ * {@link LoadBalancerSpec}, allocates addresses, calls the backend, and writes status back —
+ * level-triggered, one key never concurrently with itself, with finalizers, events, metrics,
+ * leader election and graceful shutdown.
+ */
+export class LoadBalancerController {
+  /** Metrics (registered on the registry served at /metrics). */
+  readonly metrics: ControllerMetrics;
+  readonly #opts: LoadBalancerControllerOptions;
+  readonly #log: Logger;
+  readonly #client: KubeClient;
+  readonly #backend: LoadBalancerBackend;
+  readonly #queue: WorkQueue;
+  readonly #events: EventRecorder;
+  readonly #sources = new Map<SourceKind, { source: LoadBalancerSource; informer: Informer<KubeObject> }>();
+  readonly #services: Informer<ServiceObject>;
+  readonly #nodes: Informer<NodeObject>;
+  readonly #slices: Informer<EndpointSliceObject>;
+  readonly #secrets: Informer<SecretObject> | undefined;
+  readonly #slicesByService = new Map<string, Set<string>>();
+  readonly #known = new Map<string, Known>();
+  /** Dependencies of keys not (yet) ensured, e.g. a ConfigMap whose Service does not exist yet. */
+  readonly #pendingDeps = new Map<string, Dependencies>();
+  readonly #orphans = new Set<string>();
+  readonly #stop = new AbortController();
+  #leadership: AbortController | undefined;
+  #workers: Promise<void>[] = [];
+  #inflight = new Set<AbortController>();
+  #allocatorReady = false;
+  #health: HealthServer | undefined;
+  #resyncTimer: NodeJS.Timeout | undefined;
+  #electionDone: Promise<void> | undefined;
+
+  constructor(options: LoadBalancerControllerOptions) {
+    this.#opts = options;
+    this.#log = options.logger ?? silentLogger;
+    this.#backend = options.backend;
+    if (!options.backend.capabilities.allocatesAddresses && !options.allocator) {
+      throw new TerminalError(`the ${options.backend.name} backend needs an address allocator (@klb/ipam)`, {
+        code: 'NO_ALLOCATOR',
+      });
+    }
+    this.metrics = new ControllerMetrics(options.registry);
+    this.#client = new KubeClient(options.kubeConfig, options.onWrite ? { onWrite: options.onWrite } : {});
+    this.#events = new EventRecorder(this.#client, 'klb-controller', this.#log);
+    this.#queue = new WorkQueue({
+      observer: {
+        added: () => this.metrics.queueAdds.inc(),
+        depth: (d) => this.metrics.queueDepth.set(d),
+        waited: (s) => this.metrics.queueLatency.observe(s),
+      },
+    });
+    const informer = <T extends KubeObject>(
+      resource: string,
+      path: string,
+      extra: { labelSelector?: string; fieldSelector?: string } = {},
+    ) =>
+      new Informer<T>(this.#client, {
+        resource,
+        path,
+        ...extra,
+        logger: this.#log,
+        ...(options.watchdogMs ? { watchdogMs: options.watchdogMs } : {}),
+        onRestart: (reason) => this.metrics.informerRestarts.inc({ resource, reason }),
+      });
+    this.#services = informer<ServiceObject>('services', '/api/v1/services');
+    this.#nodes = informer<NodeObject>('nodes', '/api/v1/nodes');
+    this.#slices = informer<EndpointSliceObject>('endpointslices', '/apis/discovery.k8s.io/v1/endpointslices');
+    const caps = options.backend.capabilities;
+    const ingressOn = options.ingress !== false && caps.l7;
+    this.#secrets =
+      ingressOn && caps.tls
+        ? informer<SecretObject>('secrets', '/api/v1/secrets', { fieldSelector: 'type=kubernetes.io/tls' })
+        : undefined;
+
+    if (options.services !== false) {
+      const source = new ServiceSource(options.services ?? {});
+      this.#sources.set('Service', {
+        source: source as LoadBalancerSource,
+        informer: this.#services as Informer<KubeObject>,
+      });
+    }
+    if (options.configMaps !== false) {
+      const source = new ConfigMapSource();
+      this.#sources.set('ConfigMap', {
+        source: source as LoadBalancerSource,
+        informer: informer('configmaps', source.collectionPath, { labelSelector: source.labelSelector }),
+      });
+    }
+    if (ingressOn) {
+      const source = new IngressSource(options.ingress || {});
+      this.#sources.set('Ingress', {
+        source: source as LoadBalancerSource,
+        informer: informer('ingresses', source.collectionPath),
+      });
+    }
+    this.#wireHandlers();
+  }
+
+  /** True once caches are synced and existing address assignments are imported. */
+  get ready(): boolean {
+    return this.#cachesSynced() && this.#allocatorReady;
+  }
+
+  /** True while this replica leads (or when leader election is off and it runs). */
+  get leading(): boolean {
+    return this.#leadership !== undefined && !this.#leadership.signal.aborted;
+  }
+
+  /** The port of the health server, if it runs. */
+  get healthPort(): number | undefined {
+    return this.#health?.port;
+  }
+
+  /**
+   * Starts informers, the health server, waits for caches and the address import, then
+   * campaigns for leadership (or starts at once without leader election). Resolves once ready.
+   */
+  async start(): Promise<void> {
+    if (this.#opts.healthPort !== undefined) {
+      this.#health = await startHealthServer({
+        port: this.#opts.healthPort,
+        ...(this.#opts.healthHost ? { host: this.#opts.healthHost } : {}),
+        healthy: () => !this.#stop.signal.aborted,
+        ready: () => this.ready,
+        registry: this.metrics.registry,
+      });
+    }
+    const informers = this.#allInformers();
+    for (const inf of informers) inf.start();
+    await Promise.all(informers.map((inf) => inf.waitForSync()));
+    this.#log.info({ informers: informers.length }, 'caches synced');
+    await this.#opts.allocator?.start();
+    this.#allocatorReady = true;
+    this.#log.info({}, 'address assignments imported; ready');
+    const election = this.#opts.leaderElection;
+    if (election) {
+      const elector = new LeaderElector(this.#client, { ...election, logger: this.#log });
+      this.#electionDone = elector.run(
+        {
+          onStartedLeading: (signal) => this.#lead(signal),
+          onStoppedLeading: () => this.#follow(),
+        },
+        this.#stop.signal,
+      );
+    } else {
+      this.#lead(this.#stop.signal);
+    }
+  }
+
+  /**
+   * Graceful stop: stops taking work, lets in-flight reconciles finish (aborting them after
+   * `graceMs`), releases the lease, stops informers and closes the backend.
+   */
+  async stop(graceMs = 20_000): Promise<void> {
+    if (this.#stop.signal.aborted) return;
+    this.#log.info({}, 'stopping');
+    this.#queue.shutDown();
+    const timer = setTimeout(() => {
+      for (const ctl of this.#inflight) ctl.abort(new Error('controller stopping'));
+    }, graceMs);
+    await Promise.all(this.#workers);
+    clearTimeout(timer);
+    this.#stop.abort(new Error('controller stopped'));
+    clearInterval(this.#resyncTimer);
+    await this.#electionDone;
+    await Promise.all(this.#allInformers().map((inf) => inf.stop()));
+    await this.#backend.close?.();
+    await this.#health?.close();
+    this.#client.close();
+  }
+
+  #allInformers(): Informer<KubeObject>[] {
+    const list: Informer<KubeObject>[] = [this.#services, this.#nodes, this.#slices] as Informer<KubeObject>[];
+    if (this.#secrets) list.push(this.#secrets as Informer<KubeObject>);
+    for (const { informer } of this.#sources.values()) if (!list.includes(informer)) list.push(informer);
+    return list;
+  }
+
+  #cachesSynced(): boolean {
+    return this.#allInformers().every((inf) => inf.synced);
+  }
+
+  /** Became leader (or runs alone): workers, orphan clean-up, periodic resync. */
+  #lead(signal: AbortSignal): void {
+    const leadership = new AbortController();
+    signal.addEventListener('abort', () => leadership.abort(signal.reason), { once: true });
+    this.#leadership = leadership;
+    this.metrics.leader.set(1);
+    for (const [kind, { informer, source }] of this.#sources) {
+      for (const obj of informer.list()) if (this.#relevant(source, obj)) this.#queue.add(keyOf(kind, obj));
+    }
+    void this.#cleanupOrphans(leadership.signal);
+    const resync = this.#opts.resyncPeriodMs ?? 600_000;
+    if (resync > 0) {
+      this.#resyncTimer = setInterval(() => this.#resyncAll(), resync);
+      this.#resyncTimer.unref?.();
+    }
+    const workers = this.#opts.workers ?? 4;
+    this.#workers = Array.from({ length: workers }, () => this.#work(leadership.signal));
+  }
+
+  /** Lost leadership: stop working at once (in-flight calls are aborted). */
+  #follow(): void {
+    this.metrics.leader.set(0);
+    clearInterval(this.#resyncTimer);
+    this.#leadership?.abort(new Error('leadership lost'));
+    for (const ctl of this.#inflight) ctl.abort(new Error('leadership lost'));
+  }
+
+  /** Enqueues every object KLB owns (drift repair; unchanged objects cause no writes). */
+  #resyncAll(): void {
+    for (const [kind, { informer, source }] of this.#sources) {
+      for (const obj of informer.list()) if (this.#relevant(source, obj)) this.#queue.add(keyOf(kind, obj));
+    }
+  }
+
+  async #work(signal: AbortSignal): Promise<void> {
+    const aborted = new Promise<undefined>((resolve) =>
+      signal.addEventListener('abort', () => resolve(undefined), { once: true }),
+    );
+    while (!signal.aborted) {
+      const next = this.#queue.get();
+      const key = await Promise.race([next, aborted]);
+      if (key === undefined) {
+        // Leadership ended while waiting: hand a key taken meanwhile back to the queue.
+        void next.then((k) => {
+          if (k !== undefined) {
+            this.#queue.done(k);
+            this.#queue.add(k);
+          }
+        });
+        return;
+      }
+      if (key === undefined) return;
+      try {
+        if (signal.aborted) {
+          this.#queue.add(key);
+          return;
+        }
+        await this.#reconcile(key, signal);
+      } finally {
+        this.#queue.done(key);
+      }
+    }
+  }
+
+  #relevant(source: LoadBalancerSource, obj: KubeObject): boolean {
+    return source.wants(obj) || (obj.metadata?.finalizers ?? []).includes(FINALIZER);
+  }
+
+  /** Reconciles one key (`<kind>/<namespace>/<name>`); never throws. */
+  async #reconcile(key: string, leaderSignal: AbortSignal): Promise<void> {
+    const ref = parseLoadBalancerId(key);
+    if (!ref) return;
+    const entry = this.#sources.get(ref.kind);
+    const reconcileId = randomBytes(4).toString('hex');
+    const log = this.#log.child({ key, reconcile: reconcileId });
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort(leaderSignal.reason);
+    leaderSignal.addEventListener('abort', onAbort, { once: true });
+    this.#inflight.add(ctl);
+    const ctx: BackendContext = { signal: ctl.signal, log };
+    const started = process.hrtime.bigint();
+    const labels = { backend: this.#backend.name, kind: ref.kind };
+    let result = 'success';
+    try {
+      const obj = entry?.informer.get(`${ref.namespace}/${ref.name}`);
+      if (!entry || !obj) {
+        await this.#removeGone(key, ref, ctx);
+      } else if (obj.metadata?.deletionTimestamp || !entry.source.wants(obj)) {
+        await this.#finalize(key, entry.source, obj, ctx);
+      } else {
+        await this.#ensure(key, entry.source, obj, ctx);
+      }
+      this.#queue.forget(key);
+    } catch (err) {
+      const obj = entry?.informer.get(`${ref.namespace}/${ref.name}`);
+      if (isTerminalError(err)) {
+        result = 'terminal';
+        this.#queue.forget(key);
+        log.warn({ reason: err.reason, err: err.message }, 'load balancer cannot be realised as declared');
+        this.metrics.reconcileErrors.inc({ ...labels, reason: err.reason });
+        if (obj && entry) {
+          this.#events.record(obj, 'Warning', err.reason, err.message);
+          await entry.source.writeOutcome(this.#client, obj, { ok: false, error: err }).catch((e: unknown) => {
+            log.warn({ err: String(e) }, 'could not write the error to the object');
+          });
+        }
+      } else if (isRetryAfterError(err)) {
+        result = 'requeue';
+        this.#queue.forget(key);
+        this.#queue.addAfter(key, err.retryAfterMs);
+        log.debug({ retryAfterMs: err.retryAfterMs, reason: err.message }, 'backend busy; requeued');
+      } else if (ctl.signal.aborted) {
+        result = 'aborted';
+        this.#queue.add(key);
+      } else if (isConflict(err)) {
+        result = 'conflict';
+        this.#queue.addRateLimited(key);
+        log.debug({ err: String(err) }, 'conflict; will retry with fresh state');
+      } else {
+        result = 'error';
+        const delay = this.#queue.addRateLimited(key);
+        const message = err instanceof Error ? err.message : String(err);
+        log.warn({ err: message, retryInMs: delay, failures: this.#queue.failures(key) }, 'reconcile failed; retrying');
+        this.metrics.reconcileErrors.inc({ ...labels, reason: (err as { code?: string }).code ?? 'Error' });
+        if (obj)
+          this.#events.record(obj, 'Warning', 'SyncLoadBalancerFailed', `Error syncing load balancer: ${message}`);
+      }
+    } finally {
+      leaderSignal.removeEventListener('abort', onAbort);
+      this.#inflight.delete(ctl);
+      this.metrics.reconciles.inc({ ...labels, result });
+      this.metrics.reconcileDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+
+  async #ensure(key: string, source: LoadBalancerSource, obj: KubeObject, ctx: BackendContext): Promise<void> {
+    // Track what the object refers to before translating it, so that a missing Service or
+    // Secret that appears later re-triggers it.
+    this.#trackDependencies(key, { endpointsOf: [], nodes: false, ...source.references(obj) });
+    const draft = source.build(obj, this.#world());
+    this.#trackDependencies(key, draft.dependencies);
+    const finalized = await this.#addFinalizer(source, obj, ctx.signal);
+    const meta = finalized.metadata ?? {};
+    const owner: AddressOwner = {
+      kind: draft.spec.ref.kind,
+      namespace: meta.namespace ?? '',
+      name: meta.name ?? '',
+      uid: meta.uid ?? '',
+    };
+    let addresses: readonly string[] = [];
+    if (!this.#backend.capabilities.allocatesAddresses && this.#opts.allocator) {
+      try {
+        addresses = (await this.#opts.allocator.allocate(owner, draft.request)).addresses;
+      } catch (err) {
+        const e = err as { terminal?: boolean; code?: string; message?: string };
+        if (e.terminal) {
+          throw new TerminalError(e.message ?? String(err), {
+            reason: reasonOf(e.code),
+            code: e.code ?? 'ALLOCATION_FAILED',
+            cause: err,
+          });
+        }
+        throw err;
+      }
+    }
+    const spec: LoadBalancerSpec = { ...draft.spec, addresses };
+    const hash = JSON.stringify(spec);
+    const previous = this.#known.get(key);
+    const changed = previous?.specHash !== hash;
+    if (changed) this.#events.record(finalized, 'Normal', 'EnsuringLoadBalancer', 'Ensuring load balancer');
+    const status = await this.#backend.ensure(spec, ctx);
+    this.#known.set(key, { ref: spec.ref, owner, deps: draft.dependencies, specHash: hash });
+    this.#pendingDeps.delete(key);
+    this.#orphans.delete(key);
+    this.metrics.managed.set({ backend: this.#backend.name }, this.#known.size);
+    const outcome: Outcome = { ok: true, status };
+    await source.writeOutcome(this.#client, finalized, outcome);
+    if (changed) {
+      const where = status.ingress.map((i) => i.ip ?? i.hostname).join(', ');
+      this.#events.record(
+        finalized,
+        'Normal',
+        'EnsuredLoadBalancer',
+        `Ensured load balancer${where ? ` at ${where}` : ''}`,
+      );
+    }
+  }
+
+  /** The object is being deleted or is no longer KLB's: remove, release, clean up, drop the finalizer. */
+  async #finalize(key: string, source: LoadBalancerSource, obj: KubeObject, ctx: BackendContext): Promise<void> {
+    const meta = obj.metadata ?? {};
+    if (!(meta.finalizers ?? []).includes(FINALIZER)) return;
+    const ref = parseLoadBalancerId(key) as LoadBalancerRef;
+    this.#events.record(obj, 'Normal', 'DeletingLoadBalancer', 'Deleting load balancer');
+    await this.#backend.remove({ ...ref, ...(meta.uid ? { uid: meta.uid } : {}) }, ctx);
+    await this.#opts.allocator?.release({
+      kind: ref.kind,
+      namespace: ref.namespace,
+      name: ref.name,
+      uid: meta.uid ?? '',
+    });
+    this.#forgetKey(key);
+    if (!meta.deletionTimestamp) await source.clearOutcome(this.#client, obj);
+    await this.#client.patch(source.objectPath(ref.namespace, ref.name), {
+      metadata: {
+        finalizers: (meta.finalizers ?? []).filter((f) => f !== FINALIZER),
+        resourceVersion: meta.resourceVersion,
+      },
+    });
+    this.#events.record(obj, 'Normal', 'DeletedLoadBalancer', 'Deleted load balancer');
+  }
+
+  /** The object is gone from the API (deleted without our finalizer, or an orphan found by list()). */
+  async #removeGone(key: string, ref: LoadBalancerRef, ctx: BackendContext): Promise<void> {
+    const known = this.#known.get(key);
+    if (!known && !this.#orphans.has(key)) return;
+    ctx.log.info({}, 'object is gone; removing its load balancer');
+    await this.#backend.remove(known?.ref ?? ref, ctx);
+    if (known) await this.#opts.allocator?.release(known.owner);
+    this.#orphans.delete(key);
+    this.#forgetKey(key);
+  }
+
+  async #addFinalizer(source: LoadBalancerSource, obj: KubeObject, signal: AbortSignal): Promise<KubeObject> {
+    const meta = obj.metadata ?? {};
+    if ((meta.finalizers ?? []).includes(FINALIZER)) return obj;
+    return this.#client.patch(
+      source.objectPath(meta.namespace ?? '', meta.name ?? ''),
+      { metadata: { finalizers: [...(meta.finalizers ?? []), FINALIZER], resourceVersion: meta.resourceVersion } },
+      'merge',
+      signal,
+    );
+  }
+
+  /**
+   * At start (as leader): removes load balancers the backend has for objects that no longer
+   * exist. Only after a complete, successful list — never on a failed read.
+   */
+  async #cleanupOrphans(signal: AbortSignal): Promise<void> {
+    let refs: LoadBalancerRef[];
+    try {
+      refs = await this.#backend.list({ signal, log: this.#log });
+    } catch (err) {
+      this.#log.warn({ err: String(err) }, 'backend list failed; skipping orphan clean-up');
+      return;
+    }
+    for (const ref of refs) {
+      const entry = this.#sources.get(ref.kind);
+      const obj = entry?.informer.get(`${ref.namespace}/${ref.name}`);
+      if (obj && entry && this.#relevant(entry.source, obj)) continue;
+      if (!entry && !parseLoadBalancerId(ref.id)) continue;
+      this.#log.info({ key: ref.id }, 'orphaned load balancer found; removing');
+      this.#orphans.add(ref.id);
+      this.#queue.add(ref.id);
+    }
+  }
+
+  #forgetKey(key: string): void {
+    this.#known.delete(key);
+    this.#pendingDeps.delete(key);
+    this.metrics.managed.set({ backend: this.#backend.name }, this.#known.size);
+  }
+
+  #trackDependencies(key: string, deps: Dependencies): void {
+    const known = this.#known.get(key);
+    if (known) known.deps = deps;
+    else this.#pendingDeps.set(key, deps);
+  }
+
+  #depsOf(key: string): Dependencies | undefined {
+    return this.#known.get(key)?.deps ?? this.#pendingDeps.get(key);
+  }
+
+  #world(): SourceWorld {
+    return {
+      service: (ns, name) => this.#services.get(`${ns}/${name}`),
+      nodes: () => this.#nodes.list(),
+      endpoints: (ns, name) => {
+        const slices = [...(this.#slicesByService.get(`${ns}/${name}`) ?? [])]
+          .map((k) => this.#slices.get(k))
+          .filter((s): s is EndpointSliceObject => s !== undefined);
+        return serviceEndpoints(slices);
+      },
+      secret: (ns, name) => this.#secrets?.get(`${ns}/${name}`),
+      capabilities: this.#backend.capabilities,
+      nodeAddressPreference: this.#opts.nodeAddressPreference ?? ['InternalIP', 'ExternalIP'],
+    };
+  }
+
+  /** Keys whose load balancers depend on `predicate`. */
+  #enqueueDependents(predicate: (deps: Dependencies) => boolean): void {
+    const keys = new Set([...this.#known.keys(), ...this.#pendingDeps.keys()]);
+    for (const key of keys) {
+      const deps = this.#depsOf(key);
+      if (deps && predicate(deps)) this.#queue.add(key);
+    }
+  }
+
+  #wireHandlers(): void {
+    for (const [kind, { informer, source }] of this.#sources) {
+      const enqueue = (obj: KubeObject) => {
+        if (this.#relevant(source, obj) || this.#known.has(keyOf(kind, obj))) this.#queue.add(keyOf(kind, obj));
+      };
+      informer.on({
+        add: enqueue,
+        update: (oldObj, newObj) => {
+          if (inputOf(oldObj) !== inputOf(newObj)) enqueue(newObj);
+        },
+        delete: (obj) => {
+          this.#queue.add(keyOf(kind, obj));
+        },
+      });
+    }
+    this.#services.on({
+      add: (svc) => this.#serviceChanged(svc),
+      update: (oldSvc, svc) => {
+        if (inputOf(oldSvc) !== inputOf(svc)) this.#serviceChanged(svc);
+      },
+      delete: (svc) => this.#serviceChanged(svc),
+    });
+    this.#nodes.on({
+      add: (node) => this.#nodeChanged(node),
+      update: (oldNode, node) => {
+        if (nodeTargetFingerprint(oldNode) !== nodeTargetFingerprint(node)) this.#nodeChanged(node);
+      },
+      delete: (node) => this.#nodeChanged(node),
+    });
+    const sliceService = (slice: EndpointSliceObject) =>
+      `${slice.metadata?.namespace}/${slice.metadata?.labels?.['kubernetes.io/service-name'] ?? ''}`;
+    this.#slices.on({
+      add: (slice) => {
+        const svc = sliceService(slice);
+        const set = this.#slicesByService.get(svc) ?? new Set<string>();
+        set.add(objectKey(slice));
+        this.#slicesByService.set(svc, set);
+        this.#enqueueDependents((d) => d.endpointsOf.includes(svc));
+      },
+      update: (oldSlice, slice) => {
+        if (JSON.stringify([oldSlice.endpoints, oldSlice.ports]) === JSON.stringify([slice.endpoints, slice.ports]))
+          return;
+        const svc = sliceService(slice);
+        this.#enqueueDependents((d) => d.endpointsOf.includes(svc));
+      },
+      delete: (slice) => {
+        const svc = sliceService(slice);
+        this.#slicesByService.get(svc)?.delete(objectKey(slice));
+        this.#enqueueDependents((d) => d.endpointsOf.includes(svc));
+      },
+    });
+    this.#secrets?.on({
+      add: (s) => this.#enqueueDependents((d) => d.secrets.includes(objectKey(s))),
+      update: (_o, s) => this.#enqueueDependents((d) => d.secrets.includes(objectKey(s))),
+      delete: (s) => this.#enqueueDependents((d) => d.secrets.includes(objectKey(s))),
+    });
+  }
+
+  #serviceChanged(svc: ServiceObject): void {
+    const key = objectKey(svc);
+    this.#enqueueDependents((d) => d.services.includes(key));
+  }
+
+  #nodeChanged(_node: NodeObject): void {
+    this.#enqueueDependents((d) => d.nodes);
+  }
+}
+
+function keyOf(kind: SourceKind, obj: KubeObject): string {
+  return `${kind.toLowerCase()}/${obj.metadata?.namespace}/${obj.metadata?.name}`;
+}
+
+/** The metadata KLB reacts to; its own finalizer is left out, so adding it triggers nothing. */
+function metaInput(o: KubeObject): unknown[] {
+  const m = o.metadata ?? {};
+  return [m.annotations, m.labels, (m.finalizers ?? []).filter((f) => f !== FINALIZER), m.deletionTimestamp];
+}
+
+/**
+ * What KLB reads of an object, to tell its own writes (status, `bind-ip`, its finalizer) from
+ * changes that need a reconcile. Services carry no `metadata.generation`, so specs are compared.
+ * A changed ConfigMap `bind-ip` request takes effect on the next resync or change.
+ */
+function inputOf(o: KubeObject): string {
+  const { status: _s, 'bind-ip': _b, ...data } = (o as { data?: Record<string, string> }).data ?? {};
+  return JSON.stringify([(o as { spec?: unknown }).spec, data, ...metaInput(o)]);
+}
+
+function reasonOf(code: string | undefined): string {
+  if (!code) return 'AllocationFailed';
+  return code
+    .toLowerCase()
+    .split('_')
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join('');
+}
