@@ -310,14 +310,11 @@ function checkTls(tls: DaemonTlsCertificate, field: string): void {
  */
 export function validateDaemonServiceConfig(value: unknown): DaemonServiceConfig {
   if (!schemaCheck(value)) {
+    // The message names the field and the rule, never the (possibly huge or hostile) value.
     const error = schemaCheck.errors?.[0];
-    const id =
-      typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string'
-        ? `${(value as { id: string }).id}: `
-        : '';
     throw new InvalidDaemonConfigError(
       error ? schemaField(error) : '',
-      `${id}${error?.message ?? 'does not match the daemon config schema'}`,
+      error?.message ?? 'does not match the daemon config schema',
     );
   }
   const config = value as unknown as DaemonServiceConfig;

@@ -145,7 +145,7 @@ export function l7Service(
           },
         ],
       },
-      { name: 'plain', port: ports.plain, protocol: 'HTTP', routes, upstream: 'tea' },
+      { name: 'plain', port: ports.plain, protocol: 'HTTP', routes: routes.map((r) => ({ ...r })), upstream: 'tea' },
     ],
     upstreams: [
       {
