@@ -1,0 +1,408 @@
+// Real traffic through a real nginx running the rendered config: TCP, UDP, HTTP (host + path),
+// HTTPS (a self-signed certificate as from a Secret), redirects, source ranges and the PROXY
+// protocol, to real backend servers on 127.0.0.1; then services are added, changed and removed
+// (with reloads) while traffic flows, and a hostile service is rejected without taking the others
+// down.
+import { createSocket } from 'node:dgram';
+import { mkdirSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type DaemonServiceConfig, NginxRenderer } from '@klb/backend-keepalived-nginx';
+import { freePort, ProcessGroup, requireComponents } from '@klb/testing';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  clone,
+  l4Service,
+  l7Service,
+  makeCertificate,
+  nginxOptions,
+  nginxTest,
+  versioned,
+  writeNginx,
+} from './renderer-fixtures.js';
+
+const test = suite('nginx traffic');
+const missing = requireComponents('nginx');
+const it = missing ? test.skip : test;
+
+const dir = await mkdtemp(join(tmpdir(), 'klb-traffic-'));
+const group = new ProcessGroup(dir);
+const closers: (() => Promise<void>)[] = [];
+test.after(async () => {
+  await group.stopAll();
+  for (const close of closers) await close();
+});
+
+/** Received by an HTTP backend, echoed back as JSON. */
+interface Echo {
+  backend: string;
+  host: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+async function httpBackend(name: string): Promise<number> {
+  const port = await freePort();
+  const server = http.createServer((req, res) => {
+    const body: Echo = { backend: name, host: String(req.headers.host), url: String(req.url), headers: req.headers };
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(body));
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  closers.push(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return port;
+}
+
+/** A TCP backend that answers the first line it gets with `<name> <line>` (the PROXY header, if any, included). */
+async function tcpBackend(name: string): Promise<number> {
+  const port = await freePort();
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    let buffer = '';
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('latin1');
+      const lines = buffer.split('\n').length - 1;
+      if (lines < (buffer.startsWith('PROXY ') ? 2 : 1)) return;
+      socket.end(`${name} ${buffer.trimEnd().replaceAll('\r\n', ' | ')}\n`);
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  closers.push(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return port;
+}
+
+async function udpBackend(name: string): Promise<number> {
+  const port = await freePort();
+  const socket = createSocket('udp4');
+  socket.on('message', (msg, rinfo) => socket.send(`${name} ${msg.toString()}`, rinfo.port, rinfo.address));
+  await new Promise<void>((resolve) => socket.bind(port, '127.0.0.1', resolve));
+  closers.push(async () => {
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+  });
+  return port;
+}
+
+function tcpAsk(host: string, port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    let answer = '';
+    socket.setTimeout(5000, () => socket.destroy(new Error('timeout')));
+    socket.on('connect', () => socket.write(`${line}\n`));
+    socket.on('data', (chunk) => {
+      answer += chunk.toString();
+    });
+    socket.on('end', () => resolve(answer.trim()));
+    socket.on('close', () => resolve(answer.trim()));
+    socket.on('error', reject);
+  });
+}
+
+function udpAsk(host: string, port: number, msg: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket('udp4');
+    const timer = setTimeout(() => {
+      socket.close();
+      reject(new Error('udp timeout'));
+    }, 3000);
+    socket.on('message', (answer) => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(answer.toString());
+    });
+    socket.send(msg, port, host);
+  });
+}
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+function get(
+  url: string,
+  options: { host?: string; ca?: string; servername?: string; agent?: http.Agent } = {},
+): Promise<Reply> {
+  const u = new URL(url);
+  const mod = u.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname + u.search,
+        headers: options.host ? { host: options.host } : {},
+        timeout: 5000,
+        ...(options.agent ? { agent: options.agent } : { agent: false }),
+        ...(options.ca ? { ca: options.ca, servername: options.servername } : {}),
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, tries = 100): Promise<T> {
+  let last: unknown;
+  for (let i = 0; i < tries; i++) {
+    try {
+      const v = await fn();
+      if (ok(v)) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what}: never happened; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+}
+
+const pem = makeCertificate(join(dir, 'pem'), ['cafe.example.com', '*.menu.example.com']);
+const renderer = new NginxRenderer();
+const options = nginxOptions(dir);
+mkdirSync(join(dir, 'run'), { recursive: true });
+const conf = join(dir, 'nginx.conf');
+
+/** Renders, writes, checks with nginx -t and (re)loads: what the daemon does, done by hand here. */
+async function apply(services: readonly unknown[]): Promise<ReturnType<NginxRenderer['render']>> {
+  const result = renderer.render(services, options);
+  writeNginx(dir, result);
+  const problem = nginxTest(dir, conf);
+  assert.is(problem, undefined, problem);
+  const pid = group.pid('nginx');
+  if (pid === undefined) {
+    group.start('nginx', 'nginx', ['-p', dir, '-c', conf, '-e', 'stderr', '-g', 'daemon off;']);
+  } else {
+    process.kill(pid, 'SIGHUP');
+  }
+  return result;
+}
+
+let vipN = 0;
+const vip = (): string => `127.0.31.${++vipN}`;
+
+let l4: DaemonServiceConfig;
+let l7: DaemonServiceConfig;
+let ports: { tcp: number; udp: number; http: number; https: number; plain: number };
+if (!missing) {
+  const [t1, t2, u1, coffee, tea1, tea2] = await Promise.all([
+    tcpBackend('t1'),
+    tcpBackend('t2'),
+    udpBackend('u1'),
+    httpBackend('coffee'),
+    httpBackend('tea1'),
+    httpBackend('tea2'),
+  ]);
+  ports = {
+    tcp: await freePort(),
+    udp: await freePort(),
+    http: await freePort(),
+    https: await freePort(),
+    plain: await freePort(),
+  };
+  const a = clone(l4Service('service/default/l4', vip(), ports, { tcp: [t1, t2], udp: [u1] }));
+  a.options.sourceRanges = ['127.0.0.0/8'];
+  l4 = versioned(a);
+  l7 = l7Service('ingress/default/cafe', vip(), ports, { coffee: [coffee], tea: [tea1, tea2] }, pem);
+  await apply([l4, l7]);
+}
+
+it('TCP and UDP through the VIP reach the backends', async () => {
+  const address = l4.addresses[0] as string;
+  const answer = await eventually(
+    'tcp answer',
+    () => tcpAsk(address, ports.tcp, 'hello'),
+    (a) => /^t[12] hello$/.test(a),
+  );
+  assert.match(answer, /^t[12] hello$/);
+  const seen = new Set<string>();
+  for (let i = 0; i < 10; i++) seen.add((await tcpAsk(address, ports.tcp, 'x')).split(' ')[0] as string);
+  assert.equal([...seen].sort(), ['t1', 't2']);
+  assert.is(await udpAsk(address, ports.udp, 'ping'), 'u1 ping');
+});
+
+it('HTTP routes by host and path, with X-Forwarded-* headers', async () => {
+  const base = `http://${l7.addresses[0]}:${ports.plain}`;
+  const coffee = await eventually(
+    'coffee',
+    () => get(`${base}/coffee/beans?x=1`, { host: 'cafe.example.com' }),
+    (r) => r.status === 200,
+  );
+  const echo = JSON.parse(coffee.body) as Echo;
+  assert.is(echo.backend, 'coffee');
+  assert.is(echo.url, '/coffee/beans?x=1');
+  assert.is(echo.host, 'cafe.example.com');
+  assert.is(echo.headers['x-forwarded-for'], '127.0.0.1');
+  assert.is(echo.headers['x-forwarded-proto'], 'http');
+  assert.is(echo.headers['x-forwarded-host'], 'cafe.example.com');
+  assert.is(echo.headers['x-real-ip'], '127.0.0.1');
+  const backendOf = async (path: string, host: string): Promise<string> => {
+    const r = await get(`${base}${path}`, { host });
+    return r.status === 200 ? (JSON.parse(r.body) as Echo).backend : String(r.status);
+  };
+  assert.is(await backendOf('/coffee', 'cafe.example.com'), 'coffee');
+  assert.match(await backendOf('/tea', 'cafe.example.com'), /^tea[12]$/);
+  // Exact: /tea/leaf is not /tea; the host has no default route, but the listener's default upstream is tea.
+  assert.match(await backendOf('/tea/leaf', 'cafe.example.com'), /^tea[12]$/);
+  // Prefix is per path element: /coffeehouse is not under /coffee.
+  assert.match(await backendOf('/coffeehouse', 'cafe.example.com'), /^tea[12]$/);
+  assert.match(await backendOf('/anything', 'x.menu.example.com'), /^tea[12]$/);
+  assert.is(await backendOf('/coffee/x', 'unknown.example.org'), 'coffee');
+  assert.match(await backendOf('/', 'unknown.example.org'), /^tea[12]$/);
+});
+
+it('HTTPS terminates TLS with the Secret certificate; HTTP redirects to it; no route is a 404', async () => {
+  const address = l7.addresses[0] as string;
+  const r = await eventually(
+    'https',
+    () =>
+      get(`https://${address}:${ports.https}/coffee`, {
+        host: 'cafe.example.com',
+        ca: pem.certificate,
+        servername: 'cafe.example.com',
+      }),
+    (x) => x.status === 200,
+  );
+  const echo = JSON.parse(r.body) as Echo;
+  assert.is(echo.backend, 'coffee');
+  assert.is(echo.headers['x-forwarded-proto'], 'https');
+  assert.is(echo.headers['x-forwarded-port'], String(ports.https));
+  const notFound = await get(`https://${address}:${ports.https}/nothing`, {
+    host: 'cafe.example.com',
+    ca: pem.certificate,
+    servername: 'cafe.example.com',
+  });
+  assert.is(notFound.status, 404);
+  // A client that does not trust the certificate fails (TLS is real).
+  await get(`https://${address}:${ports.https}/coffee`).then(
+    () => assert.unreachable('untrusted certificate accepted'),
+    (err: Error) => assert.match(err.message, /self[- ]signed|certificate/i),
+  );
+  const redirect = await get(`http://${address}:${ports.http}/coffee?a=b`, { host: 'cafe.example.com' });
+  assert.is(redirect.status, 308);
+  assert.is(redirect.headers.location, `https://cafe.example.com:${ports.https}/coffee?a=b`);
+});
+
+it('source ranges deny other clients; the PROXY protocol header reaches the target', async () => {
+  const [t3] = [await tcpBackend('t3')];
+  const port = await freePort();
+  const denied = clone(
+    l4Service('service/default/denied', vip(), { tcp: port, udp: await freePort() }, { tcp: [t3], udp: [t3] }),
+  );
+  denied.options.sourceRanges = ['10.0.0.0/8'];
+  const proxied = clone(
+    l4Service('service/default/proxied', vip(), { tcp: port, udp: await freePort() }, { tcp: [t3], udp: [t3] }),
+  );
+  proxied.options.proxyProtocol = true;
+  proxied.options.sourceRanges = [];
+  await apply([l4, l7, versioned(denied), versioned(proxied)]);
+  const proxiedVip = proxied.addresses[0] as string;
+  const answer = await eventually(
+    'proxied',
+    () => tcpAsk(proxiedVip, port, 'hi'),
+    (a) => a.startsWith('t3 '),
+  );
+  assert.match(
+    answer,
+    new RegExp(`^t3 PROXY TCP4 127\\.0\\.0\\.1 ${proxiedVip.replaceAll('.', '\\.')} \\d+ ${port} \\| hi$`),
+  );
+  assert.is(await tcpAsk(denied.addresses[0] as string, port, 'hi'), '');
+  await apply([l4, l7]);
+});
+
+it('adds, changes and removes services while traffic flows; a hostile service takes nothing down', async () => {
+  const base = `http://${l7.addresses[0]}:${ports.plain}`;
+  let running = true;
+  let ok = 0;
+  const failures: string[] = [];
+  const load = (async () => {
+    while (running) {
+      try {
+        const r = await get(`${base}/coffee`, { host: 'cafe.example.com' });
+        if (r.status === 200) ok++;
+        else failures.push(`status ${r.status}`);
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    }
+  })();
+  const [n1, n2] = [await httpBackend('new1'), await httpBackend('new2')];
+  const added = clone(
+    l4Service(
+      'service/default/added',
+      vip(),
+      { tcp: await freePort(), udp: await freePort() },
+      { tcp: [n1], udp: [n1] },
+    ),
+  );
+  added.listeners = [{ name: 'web', port: ports.plain, protocol: 'HTTP', upstream: 'tcp' }];
+  added.upstreams = [
+    { name: 'tcp', targets: [{ address: '127.0.0.1', port: n1, ready: true }], maxFails: 1, failTimeoutSeconds: 5 },
+  ];
+  const addedUrl = `http://${added.addresses[0]}:${ports.plain}/`;
+  // Add.
+  await apply([l4, l7, versioned(added)]);
+  await eventually(
+    'added',
+    () => get(addedUrl),
+    (r) => r.status === 200 && (JSON.parse(r.body) as Echo).backend === 'new1',
+  );
+  // Change: move the target.
+  const changed = clone(versioned(added));
+  (changed.upstreams[0] as { targets: unknown[] }).targets = [{ address: '127.0.0.1', port: n2, ready: true }];
+  await apply([l4, l7, versioned(changed)]);
+  await eventually(
+    'changed',
+    () => get(addedUrl),
+    (r) => r.status === 200 && (JSON.parse(r.body) as Echo).backend === 'new2',
+  );
+  // A hostile service is rejected; everything else is served as before.
+  const hostile = clone(versioned(changed));
+  hostile.id = 'service/default/hostile';
+  hostile.addresses = [vip()];
+  (hostile.listeners[0] as { name: string }).name = 'web;\n}\nserver { listen 127.0.0.1:1; }';
+  const result = await apply([l4, l7, versioned(changed), hostile]);
+  assert.equal([...result.rejected.keys()], ['service/default/hostile']);
+  assert.is((await get(addedUrl)).status, 200);
+  // Remove.
+  await apply([l4, l7]);
+  await eventually(
+    'removed',
+    () =>
+      get(addedUrl).then(
+        () => 'answered',
+        (err: Error) => err.message,
+      ),
+    (m) => /ECONNREFUSED/.test(m),
+  );
+  running = false;
+  await load;
+  assert.ok(ok > 10, `only ${ok} requests`);
+  assert.equal(failures, [], `requests failed during reloads: ${failures.slice(0, 5).join('; ')}`);
+  assert.is(group.exited(), undefined);
+});
+
+test.run();
