@@ -12,9 +12,8 @@ export {
   type ControlPlaneUser,
   startControlPlane,
 } from './control-plane.js';
-export { freePort } from './free-port.js';
-export { type F5CallCategory, type F5CallCounts, type F5CallRecord, CallLog } from './f5/call-log.js';
-export { type SelfSignedCertificate, generateSelfSignedCertificate } from './f5/certificate.js';
+export { CallLog, type F5CallCategory, type F5CallCounts, type F5CallRecord } from './f5/call-log.js';
+export { generateSelfSignedCertificate, type SelfSignedCertificate } from './f5/certificate.js';
 export { EmulatorClock } from './f5/emulator-clock.js';
 export {
   type F5Emulator,
@@ -25,6 +24,10 @@ export {
 export { type F5Fault, type F5FaultEffect, FaultInjector } from './f5/fault-injector.js';
 export type { LtmObject } from './f5/ltm-database.js';
 export type { F5User } from './f5/token-store.js';
+export { freePort } from './free-port.js';
+export type { NetnsClient, NetnsHttpOptions, NetnsReply, NetnsSocketOptions } from './netns/client.js';
+export { type CommandResult, NetnsCommandError } from './netns/ip.js';
+export { type NetnsLab, type NetnsLabOptions, type NetnsNode, startNetnsLab } from './netns/lab.js';
 export {
   type OpenStack,
   type OpenStackOptions,
@@ -33,9 +36,9 @@ export {
 } from './openstack/launcher.js';
 export {
   type Fail503Rule,
+  ProviderControl,
   type ProvisioningTransition,
   type ProxiedRequest,
-  ProviderControl,
 } from './openstack/provider-control.js';
 export { ProcessGroup, type StartProcessOptions } from './process-group.js';
 export { type RecordedCall, RecordingBackend, type RecordingBackendOptions } from './recording-backend.js';
