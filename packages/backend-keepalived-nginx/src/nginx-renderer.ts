@@ -5,7 +5,6 @@ import {
   type DaemonListener,
   type DaemonServiceConfig,
   type DaemonTlsCertificate,
-  daemonConfigVersion,
 } from './daemon-config.js';
 import { InvalidRenderOptionsError } from './errors.js';
 import { compile, createTemplateEngine, renderTemplate } from './template-engine.js';
@@ -94,7 +93,7 @@ http {
 
 const UPSTREAMS = `{% for u in upstreams %}    upstream {{ u | upstream }} {
 {% if algorithm %}        {{ algorithm | balance }};
-{% endif %}{% for t in u.targets %}        server {{ t | target }} {{ u | fails }};
+{% endif %}{% for t in u.targets %}        server {{ t | server: u }};
 {% endfor %}{% if keepalive %}        keepalive {{ keepalive | int: 1, 100000 }};
 {% endif %}    }
 {% endfor %}`;
@@ -108,7 +107,7 @@ const LIMITS = `{% if limits %}{% if proxyProtocol %}        proxy_protocol on;
 {% endfor %}{% if sourceRanges.size > 0 %}        deny all;
 {% endif %}{% endif %}`;
 
-const STREAM = `    # {{ lb | lbid }} {{ version | version }}
+const STREAM = `    # {{ header | header }}
 ${UPSTREAMS}{% for l in listeners %}    server {
 {% for a in l.listen %}        listen {{ a | listen }};
 {% endfor %}${LIMITS}{% if l.upstream %}        proxy_pass {{ l.upstream | upstream }};
@@ -116,7 +115,7 @@ ${UPSTREAMS}{% for l in listeners %}    server {
 {% endif %}    }
 {% endfor %}`;
 
-const HTTP = `    # {{ lb | lbid }} {{ version | version }}
+const HTTP = `    # {{ header | header }}
 ${UPSTREAMS}{% for s in servers %}    server {
 {% for a in s.listen %}        listen {{ a | listen }};
 {% endfor %}{% if s.host %}        server_name {{ s.host | hostname }};
@@ -124,7 +123,7 @@ ${UPSTREAMS}{% for s in servers %}    server {
 {% endif %}{% if s.cert %}        ssl_certificate {{ s.cert.crt | file }};
         ssl_certificate_key {{ s.cert.key | file }};
 {% endif %}${LIMITS}{% if s.redirect %}        return 308 https://$host{% if s.redirect != 443 %}:{{ s.redirect | port }}{% endif %}$request_uri;
-{% else %}{% for loc in s.locations %}        location {% if loc.exact %}= {% endif %}{{ loc.path | path }} {
+{% else %}{% for loc in s.locations %}        location {{ loc | location }} {
 {% if loc.upstream %}            proxy_pass http://{{ loc.upstream | upstream }};
 {% elsif loc.missing %}            return 404;
 {% else %}            return 503;
@@ -270,7 +269,8 @@ export class NginxRenderer {
     const cache = new Map<string, ServicePart>();
     for (const config of accepted) {
       try {
-        const key = `${daemonConfigVersion(config)}/${config.version}/${main.tlsDir}/${main.keepalive}`;
+        // Keyed by the exact content: an unchanged load balancer reuses its fragment.
+        const key = `${main.tlsDir}\n${main.keepalive}\n${JSON.stringify(config)}`;
         const part = this.#cache.get(key) ?? this.#renderService(config, main.tlsDir, main.keepalive);
         cache.set(key, part);
         stream.push(part.stream);
@@ -313,8 +313,7 @@ export class NginxRenderer {
       [...new Set(used)].flatMap((r) => (r === null ? [] : [ready.get(r.name)])).filter((u) => u !== undefined);
     const { sourceRanges, timeouts, proxyProtocol } = config.options;
     const common = {
-      lb,
-      version: config.version,
+      header: { lb, version: config.version },
       algorithm,
       sourceRanges,
       connectTimeout: timeouts.connectSeconds ?? null,

@@ -58,6 +58,22 @@ export function createTemplateEngine(): Liquid {
     const t = v as { address: unknown; port: unknown };
     return validHostPort(t.address, t.port, 'target');
   });
+  engine.registerFilter('server', (v: unknown, upstream: unknown) => {
+    const t = v as { address: unknown; port: unknown };
+    const u = upstream as { maxFails: unknown; failTimeoutSeconds: unknown };
+    return `${validHostPort(t.address, t.port, 'target')} max_fails=${validInt(u.maxFails, 0, 100, 'maxFails')} fail_timeout=${validDurationSeconds(u.failTimeoutSeconds, 'failTimeoutSeconds')}s`;
+  });
+  engine.registerFilter('location', (v: unknown) => {
+    const l = v as { path: unknown; exact: unknown };
+    return `${l.exact === true ? '= ' : ''}${validHttpPath(l.path)}`;
+  });
+  engine.registerFilter('header', (v: unknown) => {
+    const h = v as { lb: unknown; version: unknown };
+    if (typeof h.version !== 'string' || !/^[a-z0-9]{1,64}$/.test(h.version)) {
+      throw new InvalidDaemonConfigError('version', 'is not 1-64 of [a-z0-9]');
+    }
+    return `${validLoadBalancerId(h.lb)} ${h.version}`;
+  });
   engine.registerFilter('fails', (v: unknown) => {
     const u = v as { maxFails: unknown; failTimeoutSeconds: unknown };
     return `max_fails=${validInt(u.maxFails, 0, 100, 'maxFails')} fail_timeout=${validDurationSeconds(
