@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { AddressAllocator, AddressOwner } from './address-allocator.js';
@@ -260,6 +261,8 @@ export class LoadBalancerController {
   /** Became leader (or runs alone): workers, orphan clean-up, periodic resync. */
   #lead(signal: AbortSignal): void {
     const leadership = new AbortController();
+    // Every worker and every in-flight reconcile listens to it: not a leak.
+    setMaxListeners(0, leadership.signal);
     signal.addEventListener('abort', () => leadership.abort(signal.reason), { once: true });
     this.#leadership = leadership;
     this.metrics.leader.set(1);
