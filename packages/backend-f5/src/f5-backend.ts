@@ -495,13 +495,18 @@ export class F5Backend implements LoadBalancerBackend {
       own.push(c.state.fullPath);
       return true;
     });
-    await Promise.all(waitFor.map((p) => p.catch(() => undefined)));
-    const run = this.#execute(mine, ctx);
-    for (const path of own) this.#pendingNodes.set(path, run);
+    // Claim our node creations before the first await, so concurrent reconciles see the claim.
+    let release = (): void => undefined;
+    const claim = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    for (const path of own) this.#pendingNodes.set(path, claim);
     try {
-      await run;
+      await Promise.all(waitFor);
+      await this.#execute(mine, ctx);
     } finally {
-      for (const path of own) if (this.#pendingNodes.get(path) === run) this.#pendingNodes.delete(path);
+      for (const path of own) if (this.#pendingNodes.get(path) === claim) this.#pendingNodes.delete(path);
+      release();
     }
   }
 

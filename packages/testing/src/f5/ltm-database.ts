@@ -137,10 +137,11 @@ export class LtmDatabase {
     this.#generation = 1;
   }
 
-  /** A deep copy (for transactions: apply to the copy, then {@link LtmDatabase.adopt} it). */
+  /** A copy (for transactions: apply to the copy, then {@link LtmDatabase.adopt} it). */
   clone(): LtmDatabase {
     const db = new LtmDatabase([...this.#partitions], this.#options);
-    db.#objects = copy(this.#objects);
+    // Copy-on-write: stored objects are never mutated in place, so sharing them is safe.
+    db.#objects = new Map([...this.#objects].map(([c, m]) => [c, new Map(m)]));
     db.#generation = this.#generation;
     return db;
   }
@@ -305,8 +306,7 @@ export class LtmDatabase {
 
   /** Adds a member to a pool (POST to the members subcollection). */
   createMember(poolPath: string, body: Record<string, unknown>): LtmObject {
-    const pool = this.#map('pool').get(poolPath);
-    if (!pool) throw notFound('Pool', poolPath);
+    const pool = this.#writablePool(poolPath);
     const member = this.#buildMember(pool, body);
     const list = pool.members as LtmObject[];
     if (list.some((m) => m.fullPath === member.fullPath)) {
@@ -320,8 +320,7 @@ export class LtmDatabase {
 
   /** PATCH/PUT of one member (`address` cannot change). */
   updateMember(poolPath: string, memberPath: string, body: Record<string, unknown>): LtmObject {
-    const pool = this.#map('pool').get(poolPath);
-    if (!pool) throw notFound('Pool', poolPath);
+    const pool = this.#writablePool(poolPath);
     const list = pool.members as LtmObject[];
     const index = list.findIndex((m) => m.fullPath === memberPath);
     const current = list[index];
@@ -345,13 +344,21 @@ export class LtmDatabase {
 
   /** Removes a member from a pool (its node stays, as on a BIG-IP). */
   removeMember(poolPath: string, memberPath: string): void {
-    const pool = this.#map('pool').get(poolPath);
-    if (!pool) throw notFound('Pool', poolPath);
+    const pool = this.#writablePool(poolPath);
     const list = pool.members as LtmObject[];
     const index = list.findIndex((m) => m.fullPath === memberPath);
     if (index < 0) throw notFound('Pool Member', `${poolPath} ${memberPath}`);
     list.splice(index, 1);
     pool.generation = this.#nextGeneration();
+  }
+
+  /** Replaces a stored pool by a copy (with its own member list) that may be changed. */
+  #writablePool(poolPath: string): LtmObject {
+    const stored = this.#map('pool').get(poolPath);
+    if (!stored) throw notFound('Pool', poolPath);
+    const pool: LtmObject = { ...stored, members: [...(stored.members as LtmObject[])] };
+    this.#map('pool').set(poolPath, pool);
+    return pool;
   }
 
   /** A pool as the REST API presents it (members as a subcollection reference, items on request). */
