@@ -139,17 +139,55 @@ interface Share {
 
 const NO_SHARE: Share = { key: undefined, ports: new Set(), list: [] };
 
+interface Rare {
+  readonly share: Share;
+  /** Slots beyond the first. */
+  readonly more: Slot[] | undefined;
+  /** Pool name recorded for addresses outside every configured pool. */
+  readonly pool: string | undefined;
+}
+
+/**
+ * What one owner holds. Kept small (four fields): the common case, one address without sharing,
+ * needs no other object; the rest lives in `rare`.
+ */
 class OwnerState {
-  slot: Slot | Slot[] | undefined = undefined;
-  share: Share = NO_SHARE;
-  constructor(
-    public owner: AllocationOwner,
-    public pool: string,
-  ) {}
+  iv: Interval | undefined = undefined;
+  key: OffsetKey | string | undefined = undefined;
+  rare: Rare | undefined = undefined;
+  constructor(public owner: AllocationOwner) {}
+
+  get share(): Share {
+    return this.rare?.share ?? NO_SHARE;
+  }
+
+  set share(share: Share) {
+    this.#setRare(share, this.rare?.more, this.rare?.pool);
+  }
+
+  get pool(): string {
+    return this.iv?.pool.name ?? this.rare?.more?.find((s) => s.iv)?.iv?.pool.name ?? this.rare?.pool ?? '';
+  }
+
+  set outsidePool(pool: string | undefined) {
+    this.#setRare(this.share, this.rare?.more, pool);
+  }
+
+  #setRare(share: Share, more: Slot[] | undefined, pool: string | undefined): void {
+    this.rare = share === NO_SHARE && more === undefined && pool === undefined ? undefined : { share, more, pool };
+  }
 
   slots(): Slot[] {
-    const s = this.slot;
-    return s === undefined ? [] : Array.isArray(s) ? s : [s];
+    if (this.key === undefined) return [];
+    const first: Slot = { iv: this.iv, key: this.key };
+    return this.rare?.more ? [first, ...this.rare.more] : [first];
+  }
+
+  setSlots(slots: readonly Slot[]): void {
+    const [first, ...more] = slots;
+    this.iv = first?.iv;
+    this.key = first?.key;
+    this.#setRare(this.share, more.length > 0 ? more : undefined, this.rare?.pool);
   }
 }
 
@@ -332,7 +370,7 @@ function sameShare(a: Share, b: Share): boolean {
  * time grow with the number of allocations, never with pool size (a pool is a handful of
  * intervals; only held addresses are stored, as offsets into them).
  *
- * `KubeIpam` wraps it with persistence; tests and benchmarks use it directly.
+ * {@link KubeIpam} wraps it with persistence; tests and benchmarks use it directly.
  */
 export class Allocator {
   #pools: PoolState[] = [];
@@ -471,12 +509,21 @@ export class Allocator {
 
   /** Puts `owner` on `addresses` (adding to their holders), replacing what it held. */
   #place(owner: AllocationOwner, addresses: readonly string[], share: Share, pool?: string): OwnerState {
-    const slots = addresses.map((a) => this.#slotFor(a));
+    return this.#placeSlots(
+      owner,
+      addresses.map((a) => this.#slotFor(a)),
+      share,
+      pool,
+    );
+  }
+
+  #placeSlots(owner: AllocationOwner, picked: readonly Slot[], share: Share, pool?: string): OwnerState {
+    const slots = picked.map((p): Slot => ({ iv: p.iv, key: p.key }));
     const existing = this.#owners.get(owner.uid);
     if (existing) this.#dropOwner(existing);
-    const poolName = pool ?? slots.find((s) => s.iv)?.iv?.pool.name ?? '';
-    const state = new OwnerState(owner, poolName);
-    state.slot = slots.length === 1 ? slots[0] : slots;
+    const state = new OwnerState(owner);
+    state.setSlots(slots);
+    if (!slots.some((s) => s.iv) && pool !== undefined && pool !== '') state.outsidePool = pool;
     for (const slot of slots) this.#setHolderAt(slot, [...holdersOf(this.#holderAt(slot)), state]);
     this.#setShare(state, share);
     this.#owners.set(owner.uid, state);
@@ -560,26 +607,31 @@ export class Allocator {
    * What {@link Allocator.allocate} would do, without changing anything. Throws the same errors.
    */
   plan(owner: AllocationOwner, request: AllocationRequest = {}): AllocationPlan {
+    const { state, req, picks } = this.#decide(owner, request);
+    const current = state ? state.slots().map((s) => this.#slotText(s)) : [];
+    const addresses = picks ? picks.map((p) => p.address) : current;
+    return {
+      pool: picks ? (picks[0] as Pick).iv.pool.name : (state as OwnerState).pool,
+      addresses,
+      unchanged: picks === undefined,
+      added: addresses.filter((a) => !current.includes(a)),
+      removed: current.filter((a) => !addresses.includes(a)),
+      sharingKey: req.share.key,
+      ports: req.share.list,
+    };
+  }
+
+  /** The decision shared by plan() and allocate(): `picks` undefined means "keep what is held". */
+  #decide(
+    owner: AllocationOwner,
+    request: AllocationRequest,
+  ): { state: OwnerState | undefined; req: NormalRequest; picks: Pick[] | undefined } {
     checkOwner(owner);
     const req = normalizeRequest(owner, request);
     const state = this.#owners.get(owner.uid);
-    const current = state ? state.slots().map((s) => this.#slotText(s)) : [];
-    const result = (pool: string, picks: readonly string[], unchanged: boolean): AllocationPlan => ({
-      pool,
-      addresses: [...picks],
-      unchanged,
-      added: picks.filter((a) => !current.includes(a)),
-      removed: current.filter((a) => !picks.includes(a)),
-      sharingKey: req.share.key,
-      ports: req.share.list,
-    });
-    if (state && this.#satisfies(state, req)) return result(state.pool, current, true);
+    if (state && this.#satisfies(state, req)) return { state, req, picks: undefined };
     const picks = req.addresses ? this.#planExplicit(state, req) : this.#planAuto(state, req);
-    return result(
-      (picks[0] as Pick).iv.pool.name,
-      picks.map((p) => p.address),
-      false,
-    );
+    return { state, req, picks };
   }
 
   #planExplicit(state: OwnerState | undefined, req: NormalRequest): Pick[] {
@@ -766,14 +818,10 @@ export class Allocator {
    * the old ones. On error nothing changes.
    */
   allocate(owner: AllocationOwner, request: AllocationRequest = {}): Allocation {
-    const plan = this.plan(owner, request);
-    if (plan.unchanged) return this.get(owner.uid) as Allocation;
-    this.assign(owner, plan.addresses, { pool: plan.pool, ...this.#shareFields(plan) });
-    return this.get(owner.uid) as Allocation;
-  }
-
-  #shareFields(plan: AllocationPlan): { sharingKey?: string; ports: readonly PortSpec[] } {
-    return plan.sharingKey === undefined ? { ports: plan.ports } : { sharingKey: plan.sharingKey, ports: plan.ports };
+    const { state, req, picks } = this.#decide(owner, request);
+    if (!picks) return this.#allocationOf(state as OwnerState);
+    this.#placeSlots(owner, picks, req.share);
+    return { owner, addresses: picks.map((p) => p.address), pool: (picks[0] as Pick).iv.pool.name };
   }
 
   /**
@@ -807,7 +855,7 @@ export class Allocator {
       const rest = old.slots().filter((s) => !this.#sameSlot(s, slot));
       this.#removeOwnerFromSlot(old, slot);
       if (rest.length === 0) this.#dropOwner(old);
-      else old.slot = rest.length === 1 ? rest[0] : rest;
+      else old.setSlots(rest);
     }
     for (const h of holders) {
       const state = this.#owners.get(h.owner.uid);
@@ -821,7 +869,7 @@ export class Allocator {
       const slots = state.slots();
       if (!slots.some((s) => this.#sameSlot(s, slot))) {
         slots.push(slot);
-        state.slot = slots.length === 1 ? slots[0] : slots;
+        state.setSlots(slots);
         this.#setHolderAt(slot, [...holdersOf(this.#holderAt(slot)), state]);
       }
     }

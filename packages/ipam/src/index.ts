@@ -4,6 +4,16 @@
  *
  * @packageDocumentation
  */
+export {
+  ADDRESS_CLAIM_GROUP,
+  ADDRESS_CLAIM_PLURAL,
+  ADDRESS_CLAIM_VERSION,
+  type AddressClaim,
+  addressClaimCrd,
+  addressClaimName,
+  installAddressClaimCrd,
+  POOL_LABEL,
+} from './address-claim.js';
 export { type AllocationPlan, Allocator } from './allocator.js';
 export { IpamError, type IpamErrorCode, type IpamErrorOptions, isIpamError } from './errors.js';
 export {
@@ -15,7 +25,10 @@ export {
   parseAddress,
   parseRange,
 } from './ip.js';
+export { KubeIpam, type KubeIpamOptions, SHARING_KEY_ANNOTATION } from './kube-ipam.js';
 export { type LabelSelector, type LabelSelectorRequirement, matchesSelector } from './label-selector.js';
+export { type IpamLogger, silentIpamLogger } from './logger.js';
+export { IpamMetrics } from './metrics.js';
 export {
   describePool,
   loadPoolConfigFile,

@@ -1,0 +1,583 @@
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  NetworkingV1Api,
+  type V1ConfigMap,
+  type V1Ingress,
+  type V1Service,
+} from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import {
+  ADDRESS_CLAIM_GROUP,
+  ADDRESS_CLAIM_PLURAL,
+  ADDRESS_CLAIM_VERSION,
+  type AddressClaim,
+  addressClaimName,
+  buildAddressClaim,
+  claimHolders,
+} from './address-claim.js';
+import { type AllocationPlan, Allocator, checkOwner } from './allocator.js';
+import { IpamError, isIpamError } from './errors.js';
+import { canonicalAddress, parseAddress } from './ip.js';
+import { type IpamLogger, silentIpamLogger } from './logger.js';
+import { IpamMetrics } from './metrics.js';
+import type { Pool } from './pool-config.js';
+import type { AddressHolder, Allocation, AllocationOwner, AllocationRequest, PortSpec } from './types.js';
+
+/** The annotation whose value is a Service's sharing key when importing its assigned addresses. */
+export const SHARING_KEY_ANNOTATION = 'klb.io/allow-shared-ip';
+
+/** Options of {@link KubeIpam}. */
+export interface KubeIpamOptions {
+  /** Where the Kubernetes API is, and who we are. */
+  readonly kubeConfig: KubeConfig;
+  /** The pools, or a loader called by {@link KubeIpam.start} (e.g. reading a file or a ConfigMap). */
+  readonly pools: readonly Pool[] | (() => Promise<readonly Pool[]>);
+  /** Namespace where the AddressClaim records live. */
+  readonly namespace: string;
+  /** Logger; default: silent. */
+  readonly logger?: IpamLogger;
+  /** Prometheus registry for the pool gauges and the rejection counter; default: no metrics. */
+  readonly registry?: Registry;
+  /**
+   * Kinds whose assigned addresses are imported at start and whose deletion frees claims.
+   * Default: Service, ConfigMap (original-style, labelled `app=loadbalancer`) and Ingress.
+   */
+  readonly ownerKinds?: readonly AllocationOwner['kind'][];
+  /** How many times one allocate() re-plans after losing a race for an address; default 64. */
+  readonly maxAttempts?: number;
+  /** Parallel API writes while importing at start; default 16. */
+  readonly importConcurrency?: number;
+  /** Page size of the list calls at start; default 1000. */
+  readonly pageSize?: number;
+}
+
+type ClaimOutcome = 'ok' | 'lost';
+
+interface LiveOwner {
+  readonly owner: AllocationOwner;
+  readonly addresses: readonly string[];
+  readonly sharingKey: string | undefined;
+  readonly ports: readonly PortSpec[];
+}
+
+function apiError(what: string, err: unknown): IpamError {
+  if (isIpamError(err)) return err;
+  const code = err instanceof ApiException ? ` (HTTP ${err.code})` : '';
+  return new IpamError('API_ERROR', `${what} failed${code}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
+
+function status(err: unknown): number | undefined {
+  return err instanceof ApiException ? err.code : undefined;
+}
+
+function samePorts(a: readonly PortSpec[] | undefined, b: readonly PortSpec[] | undefined): boolean {
+  const key = (l: readonly PortSpec[] | undefined) =>
+    (l ?? [])
+      .map((p) => `${p.protocol}/${p.port}`)
+      .sort()
+      .join(',');
+  return key(a) === key(b);
+}
+
+function portsOverlap(a: readonly PortSpec[] | undefined, b: readonly PortSpec[] | undefined): boolean {
+  const set = new Set((a ?? []).map((p) => `${p.protocol}/${p.port}`));
+  return (b ?? []).some((p) => set.has(`${p.protocol}/${p.port}`));
+}
+
+function sharingKeyOf(annotations: Record<string, string> | undefined): string | undefined {
+  const value = annotations?.[SHARING_KEY_ANNOTATION]?.trim();
+  return value ? value : undefined;
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * Address management backed by the Kubernetes API: every allocated address is an
+ * `AddressClaim` object named after the address (see `crds/`), claimed by *create* (a 409
+ * AlreadyExists means someone else holds it) and shared through updates with resourceVersion
+ * preconditions. Two processes racing, or a crash between allocating and writing a Service's
+ * status, therefore never give one address to two owners.
+ *
+ * Call {@link KubeIpam.start} first: it imports the claims, then the addresses already assigned
+ * (Service and Ingress `status.loadBalancer.ingress`, original-style ConfigMaps' `bind-ip`),
+ * and frees claims whose owner is confirmed gone. Nothing is allocated before it finishes.
+ * Operations of one instance are serialised.
+ */
+export class KubeIpam {
+  readonly #options: KubeIpamOptions;
+  readonly #log: IpamLogger;
+  readonly #allocator = new Allocator();
+  readonly #custom: CustomObjectsApi;
+  readonly #core: CoreV1Api;
+  readonly #networking: NetworkingV1Api;
+  readonly #metrics: IpamMetrics | undefined;
+  readonly #kinds: ReadonlySet<AllocationOwner['kind']>;
+  #ready = false;
+  #starting: Promise<void> | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /** @param options - see {@link KubeIpamOptions}. */
+  constructor(options: KubeIpamOptions) {
+    this.#options = options;
+    this.#log = (options.logger ?? silentIpamLogger).child({ component: 'ipam' });
+    this.#custom = options.kubeConfig.makeApiClient(CustomObjectsApi);
+    this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.#networking = options.kubeConfig.makeApiClient(NetworkingV1Api);
+    this.#kinds = new Set(options.ownerKinds ?? ['Service', 'ConfigMap', 'Ingress']);
+    this.#metrics = options.registry && new IpamMetrics(options.registry, () => this.#allocator.stats());
+  }
+
+  /** True once {@link KubeIpam.start} has imported every existing assignment. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** The in-memory state (read it; change it only through this class). */
+  get allocator(): Allocator {
+    return this.#allocator;
+  }
+
+  /**
+   * Loads the pools, imports the claims and the existing assignments, and frees claims whose
+   * owner no longer exists (confirmed by reading the owner: a failed read frees nothing).
+   * Idempotent; concurrent calls share one import.
+   */
+  start(): Promise<void> {
+    this.#starting ??= this.#start().catch((err: unknown) => {
+      this.#starting = undefined;
+      throw isIpamError(err) ? err : apiError('importing existing assignments', err);
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const started = Date.now();
+    const pools = typeof this.#options.pools === 'function' ? await this.#options.pools() : this.#options.pools;
+    this.#allocator.setPools(pools);
+    const [claims, live] = await Promise.all([this.#listClaims(), this.#listOwners()]);
+    for (const claim of claims) this.#importClaim(claim);
+    const liveByUid = new Map(live.map((l) => [l.owner.uid, l]));
+    // Assignments made outside the claims (the original controller, a crash, another tool).
+    const pending: Array<{ live: LiveOwner; address: string }> = [];
+    for (const l of live) {
+      for (const text of l.addresses) {
+        const address = canonicalAddress(text);
+        if (address === undefined || this.#allocator.poolOf(address) === undefined) continue;
+        if (this.#allocator.holders(address).some((h) => h.owner.uid === l.owner.uid)) continue;
+        pending.push({ live: l, address });
+      }
+    }
+    const concurrency = this.#options.importConcurrency ?? 16;
+    await mapLimit(pending, concurrency, async ({ live: l, address }) => {
+      const plan = { pool: this.#allocator.poolOf(address) ?? '', sharingKey: l.sharingKey, ports: l.ports };
+      const outcome = await this.#claim(address, l.owner, plan);
+      if (outcome === 'lost') {
+        const holder = this.#allocator.holders(address)[0]?.owner;
+        this.#log.warn(
+          {
+            address,
+            owner: `${l.owner.namespace}/${l.owner.name}`,
+            holder: holder && `${holder.namespace}/${holder.name}`,
+          },
+          'address in an object status is claimed by another owner; the object will get another address',
+        );
+      } else {
+        this.#allocator.setHolders(address, claimHolders(this.#claimFromCache(address)));
+      }
+    });
+    // Claims whose holders are gone.
+    const orphans = claims.filter((c) => c.spec.holders.some((h) => this.#kinds.has(h.kind) && !liveByUid.has(h.uid)));
+    await mapLimit(orphans, concurrency, (claim) => this.#reclaim(claim));
+    this.#ready = true;
+    this.#log.info(
+      { claims: claims.length, imported: pending.length, reclaimed: orphans.length, ms: Date.now() - started },
+      'ipam ready',
+    );
+  }
+
+  readonly #cache = new Map<string, AddressClaim>();
+
+  #claimFromCache(address: string): AddressClaim {
+    return this.#cache.get(addressClaimName(address)) as AddressClaim;
+  }
+
+  #importClaim(claim: AddressClaim): void {
+    const address = canonicalAddress(claim.spec?.address ?? '');
+    if (address === undefined || addressClaimName(address) !== claim.metadata.name) {
+      this.#log.warn({ claim: claim.metadata.name }, 'ignoring an AddressClaim whose name does not match its address');
+      return;
+    }
+    this.#cache.set(claim.metadata.name, claim);
+    this.#allocator.setHolders(address, claimHolders(claim), claim.spec.pool);
+  }
+
+  async #listClaims(): Promise<AddressClaim[]> {
+    const out: AddressClaim[] = [];
+    let cont: string | undefined;
+    do {
+      const page = (await this.#custom.listNamespacedCustomObject({
+        group: ADDRESS_CLAIM_GROUP,
+        version: ADDRESS_CLAIM_VERSION,
+        namespace: this.#options.namespace,
+        plural: ADDRESS_CLAIM_PLURAL,
+        limit: this.#options.pageSize ?? 1000,
+        ...(cont ? { _continue: cont } : {}),
+      })) as { items: AddressClaim[]; metadata?: { continue?: string } };
+      out.push(...page.items);
+      cont = page.metadata?.continue || undefined;
+    } while (cont);
+    return out;
+  }
+
+  async #listOwners(): Promise<LiveOwner[]> {
+    const limit = this.#options.pageSize ?? 1000;
+    const pages = async <T>(
+      fetch: (cont: string | undefined) => Promise<{ items: T[]; metadata?: { _continue?: string } }>,
+    ): Promise<T[]> => {
+      const out: T[] = [];
+      let cont: string | undefined;
+      do {
+        const page = await fetch(cont);
+        out.push(...page.items);
+        cont = page.metadata?._continue || undefined;
+      } while (cont);
+      return out;
+    };
+    const withCont = (cont: string | undefined) => (cont ? { _continue: cont } : {});
+    const [services, configMaps, ingresses] = await Promise.all([
+      this.#kinds.has('Service')
+        ? pages<V1Service>((c) => this.#core.listServiceForAllNamespaces({ limit, ...withCont(c) }))
+        : [],
+      this.#kinds.has('ConfigMap')
+        ? pages<V1ConfigMap>((c) =>
+            this.#core.listConfigMapForAllNamespaces({ limit, labelSelector: 'app=loadbalancer', ...withCont(c) }),
+          )
+        : [],
+      this.#kinds.has('Ingress')
+        ? pages<V1Ingress>((c) => this.#networking.listIngressForAllNamespaces({ limit, ...withCont(c) }))
+        : [],
+    ]);
+    const owner = (
+      kind: AllocationOwner['kind'],
+      md: { namespace?: string; name?: string; uid?: string } | undefined,
+    ): AllocationOwner | undefined =>
+      md?.namespace && md.name && md.uid ? { kind, namespace: md.namespace, name: md.name, uid: md.uid } : undefined;
+    const live: LiveOwner[] = [];
+    for (const s of services) {
+      const o = owner('Service', s.metadata);
+      if (!o) continue;
+      const isLb = s.spec?.type === 'LoadBalancer';
+      live.push({
+        owner: o,
+        addresses: isLb ? (s.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [i.ip] : [])) : [],
+        sharingKey: sharingKeyOf(s.metadata?.annotations),
+        ports: (s.spec?.ports ?? []).map((p) => ({
+          protocol: (p.protocol ?? 'TCP') as PortSpec['protocol'],
+          port: p.port,
+        })),
+      });
+    }
+    for (const cm of configMaps) {
+      const o = owner('ConfigMap', cm.metadata);
+      const ip = cm.data?.['bind-ip']?.trim();
+      if (o) live.push({ owner: o, addresses: ip ? [ip] : [], sharingKey: undefined, ports: [] });
+    }
+    for (const ing of ingresses) {
+      const o = owner('Ingress', ing.metadata);
+      if (!o) continue;
+      const ips = (ing.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [i.ip] : []));
+      live.push({ owner: o, addresses: ips, sharingKey: undefined, ports: [] });
+    }
+    return live;
+  }
+
+  /** True when the owner is confirmed gone (404, or the name now belongs to another uid). */
+  async #ownerGone(h: AddressClaim['spec']['holders'][number]): Promise<boolean> {
+    try {
+      const read =
+        h.kind === 'Service'
+          ? await this.#core.readNamespacedService({ namespace: h.namespace, name: h.name })
+          : h.kind === 'ConfigMap'
+            ? await this.#core.readNamespacedConfigMap({ namespace: h.namespace, name: h.name })
+            : await this.#networking.readNamespacedIngress({ namespace: h.namespace, name: h.name });
+      return read.metadata?.uid !== h.uid;
+    } catch (err) {
+      if (status(err) === 404) return true;
+      this.#log.warn(
+        { owner: `${h.namespace}/${h.name}`, err: String(err) },
+        'cannot confirm an owner is gone; keeping its claim',
+      );
+      return false;
+    }
+  }
+
+  async #reclaim(claim: AddressClaim): Promise<void> {
+    const address = claim.spec.address;
+    for (const h of claim.spec.holders) {
+      if (!this.#kinds.has(h.kind)) continue;
+      if (!(await this.#ownerGone(h))) continue;
+      const owner: AllocationOwner = { kind: h.kind, namespace: h.namespace, name: h.name, uid: h.uid };
+      try {
+        await this.#unclaim(address, owner);
+        this.#log.info(
+          { address, owner: `${h.kind} ${h.namespace}/${h.name}` },
+          'freed the address of a deleted owner',
+        );
+      } catch (err) {
+        this.#log.warn({ address, err: String(err) }, 'could not free the address of a deleted owner');
+      }
+    }
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #notReady(): IpamError {
+    return new IpamError('NOT_READY', 'the IPAM has not finished importing existing assignments (call start())');
+  }
+
+  /**
+   * Allocates addresses for `owner`. Idempotent: the owner gets its current addresses back
+   * while they still satisfy the request (also after a restart); a changed request
+   * re-allocates (keeping what still fits) and frees the rest. Throws {@link IpamError}.
+   */
+  allocate(owner: AllocationOwner, request: AllocationRequest = {}): Promise<Allocation> {
+    if (!this.#ready) {
+      this.#metrics?.rejected('NOT_READY');
+      return Promise.reject(this.#notReady());
+    }
+    return this.#serial(() => this.#allocate(owner, request)).catch((err: unknown) => {
+      const e = isIpamError(err) ? err : apiError('allocate', err);
+      this.#metrics?.rejected(e.code);
+      throw e;
+    });
+  }
+
+  async #allocate(owner: AllocationOwner, request: AllocationRequest): Promise<Allocation> {
+    checkOwner(owner);
+    const claimed = new Set<string>();
+    let result: Allocation | undefined;
+    try {
+      const attempts = this.#options.maxAttempts ?? 64;
+      for (let attempt = 0; attempt < attempts; attempt++) {
+        const plan = this.#allocator.plan(owner, request);
+        if (plan.unchanged) {
+          result = this.#allocator.get(owner) as Allocation;
+          return result;
+        }
+        const current = this.#allocator.holders.bind(this.#allocator);
+        const termsChanged = plan.addresses.some((a) => {
+          const mine = current(a).find((h) => h.owner.uid === owner.uid);
+          return mine !== undefined && (mine.sharingKey !== plan.sharingKey || !samePorts(mine.ports, plan.ports));
+        });
+        const toClaim = termsChanged ? plan.addresses : plan.added;
+        let lost = false;
+        for (const address of toClaim) {
+          if ((await this.#claim(address, owner, plan)) === 'lost') {
+            lost = true;
+            break;
+          }
+          claimed.add(address);
+        }
+        if (lost) continue;
+        result = this.#allocator.assign(owner, plan.addresses, {
+          pool: plan.pool,
+          ports: plan.ports,
+          ...(plan.sharingKey === undefined ? {} : { sharingKey: plan.sharingKey }),
+        });
+        for (const address of plan.removed) await this.#unclaim(address, owner);
+        if (plan.removed.length > 0) result = this.#allocator.get(owner) as Allocation;
+        return result;
+      }
+      throw new IpamError(
+        'CONFLICT_RETRY',
+        `lost the race for an address ${attempts} times in a row; other allocators are busy, retry later`,
+      );
+    } finally {
+      // Claims written by an attempt that did not end in this owner's allocation are undone.
+      const kept = new Set(result?.addresses ?? this.#allocator.get(owner)?.addresses ?? []);
+      for (const address of claimed) {
+        if (kept.has(address)) continue;
+        await this.#unclaim(address, owner).catch((err: unknown) =>
+          this.#log.warn({ address, err: String(err) }, 'could not undo a claim; it is freed at the next start'),
+        );
+      }
+    }
+  }
+
+  /**
+   * Makes the API record say `owner` holds `address` under the plan's sharing terms.
+   * 'lost' when another owner holds it incompatibly (its claim is then imported).
+   */
+  async #claim(
+    address: string,
+    owner: AllocationOwner,
+    plan: Pick<AllocationPlan, 'pool' | 'sharingKey' | 'ports'>,
+  ): Promise<ClaimOutcome> {
+    const name = addressClaimName(address);
+    const family = parseAddress(address)?.family ?? 'IPv4';
+    const me: AddressHolder = {
+      owner,
+      ports: plan.ports,
+      ...(plan.sharingKey === undefined ? {} : { sharingKey: plan.sharingKey }),
+    };
+    const api = {
+      group: ADDRESS_CLAIM_GROUP,
+      version: ADDRESS_CLAIM_VERSION,
+      namespace: this.#options.namespace,
+      plural: ADDRESS_CLAIM_PLURAL,
+    };
+    for (let i = 0; i < 16; i++) {
+      let current: AddressClaim | undefined;
+      if (this.#allocator.holders(address).length === 0 || i > 0) {
+        try {
+          const created = (await this.#custom.createNamespacedCustomObject({
+            ...api,
+            body: buildAddressClaim(address, family, plan.pool, [me]),
+          })) as AddressClaim;
+          this.#cache.set(name, created);
+          return 'ok';
+        } catch (err) {
+          if (status(err) !== 409) throw apiError(`creating AddressClaim ${name}`, err);
+        }
+      }
+      current = await this.#read(name);
+      if (!current) continue; // deleted in between: try to create it again
+      this.#cache.set(name, current);
+      const holders = claimHolders(current);
+      const others = holders.filter((h) => h.owner.uid !== owner.uid);
+      const compatible = others.every(
+        (o) => plan.sharingKey !== undefined && o.sharingKey === plan.sharingKey && !portsOverlap(o.ports, plan.ports),
+      );
+      if (!compatible) {
+        this.#allocator.setHolders(address, holders, current.spec.pool);
+        return 'lost';
+      }
+      const mine = holders.find((h) => h.owner.uid === owner.uid);
+      if (mine && mine.sharingKey === plan.sharingKey && samePorts(mine.ports, plan.ports)) return 'ok';
+      try {
+        const replaced = (await this.#custom.replaceNamespacedCustomObject({
+          ...api,
+          name,
+          body: buildAddressClaim(
+            address,
+            family,
+            current.spec.pool ?? plan.pool,
+            [...others, me],
+            current.metadata.resourceVersion,
+          ),
+        })) as AddressClaim;
+        this.#cache.set(name, replaced);
+        return 'ok';
+      } catch (err) {
+        const code = status(err);
+        if (code !== 409 && code !== 404) throw apiError(`updating AddressClaim ${name}`, err);
+      }
+    }
+    throw new IpamError('CONFLICT_RETRY', `AddressClaim ${name} kept changing; retry later`);
+  }
+
+  async #read(name: string): Promise<AddressClaim | undefined> {
+    try {
+      return (await this.#custom.getNamespacedCustomObject({
+        group: ADDRESS_CLAIM_GROUP,
+        version: ADDRESS_CLAIM_VERSION,
+        namespace: this.#options.namespace,
+        plural: ADDRESS_CLAIM_PLURAL,
+        name,
+      })) as AddressClaim;
+    } catch (err) {
+      if (status(err) === 404) {
+        this.#cache.delete(name);
+        return undefined;
+      }
+      throw apiError(`reading AddressClaim ${name}`, err);
+    }
+  }
+
+  /** Removes `owner` from the record of `address` (deleting it when nobody is left) and syncs memory. */
+  async #unclaim(address: string, owner: AllocationOwner): Promise<void> {
+    const name = addressClaimName(address);
+    const api = {
+      group: ADDRESS_CLAIM_GROUP,
+      version: ADDRESS_CLAIM_VERSION,
+      namespace: this.#options.namespace,
+      plural: ADDRESS_CLAIM_PLURAL,
+    };
+    for (let i = 0; i < 16; i++) {
+      const current = await this.#read(name);
+      if (!current) {
+        this.#allocator.setHolders(address, []);
+        return;
+      }
+      const holders = claimHolders(current);
+      const rest = holders.filter((h) => h.owner.uid !== owner.uid);
+      if (rest.length === holders.length) {
+        this.#allocator.setHolders(address, holders, current.spec.pool);
+        return;
+      }
+      try {
+        if (rest.length === 0) {
+          await this.#custom.deleteNamespacedCustomObject({
+            ...api,
+            name,
+            body: { preconditions: { resourceVersion: current.metadata.resourceVersion ?? '' } },
+          });
+          this.#cache.delete(name);
+        } else {
+          const family = current.spec.family;
+          const replaced = (await this.#custom.replaceNamespacedCustomObject({
+            ...api,
+            name,
+            body: buildAddressClaim(address, family, current.spec.pool ?? '', rest, current.metadata.resourceVersion),
+          })) as AddressClaim;
+          this.#cache.set(name, replaced);
+        }
+        this.#allocator.setHolders(address, rest, current.spec.pool);
+        return;
+      } catch (err) {
+        const code = status(err);
+        if (code !== 409 && code !== 404) throw apiError(`releasing AddressClaim ${name}`, err);
+      }
+    }
+    throw new IpamError('CONFLICT_RETRY', `AddressClaim ${name} kept changing; retry later`);
+  }
+
+  /** Frees everything `owner` holds. Idempotent. Throws `API_ERROR` (retryable) if the API fails. */
+  release(owner: AllocationOwner): Promise<void> {
+    if (!this.#ready) return Promise.reject(this.#notReady());
+    return this.#serial(async () => {
+      checkOwner(owner);
+      for (const address of this.#allocator.get(owner)?.addresses ?? []) await this.#unclaim(address, owner);
+      this.#allocator.release(owner);
+    });
+  }
+
+  /** The owner's current allocation, if any. */
+  get(owner: AllocationOwner): Allocation | undefined {
+    return this.#allocator.get(owner);
+  }
+
+  /**
+   * Replaces the pools (already validated, e.g. by `parsePoolConfig`). Existing allocations
+   * are kept, even outside the new pools, until their owners are re-allocated or released.
+   */
+  setPools(pools: readonly Pool[]): Promise<void> {
+    return this.#serial(async () => this.#allocator.setPools(pools));
+  }
+}
