@@ -22,7 +22,28 @@ export {
   daemonServiceConfigSchema,
   validateDaemonServiceConfig,
 } from './daemon-config.js';
+export {
+  COMPAT_CONFIGMAP_LABEL,
+  COMPAT_CONFIGMAP_NAME,
+  CONFIG_VERSION_ANNOTATION,
+  compatConfigKey,
+  DAEMON_CONFIG_KEY,
+  DAEMON_CONFIG_LABEL,
+  DAEMON_CONFIG_SECRET_TYPE,
+  type DaemonConfigObject,
+  type DaemonConfigObjectContent,
+  daemonConfigObjectName,
+  daemonConfigSecret,
+  LOAD_BALANCER_ID_ANNOTATION,
+  readDaemonConfigObject,
+} from './daemon-config-object.js';
 export { DaemonConfigConflictError, InvalidDaemonConfigError, InvalidRenderOptionsError } from './errors.js';
+export {
+  type DaemonConfigPublishMode,
+  KeepalivedNginxBackend,
+  type KeepalivedNginxBackendOptions,
+  VRRP_GROUP_ANNOTATION,
+} from './keepalived-nginx-backend.js';
 export {
   type KeepalivedInstance,
   KeepalivedRenderer,
@@ -37,3 +58,15 @@ export {
   type RenderedFile,
   renderNginxConfig,
 } from './nginx-renderer.js';
+export {
+  DAEMON_NODE_REPORT_KIND,
+  DAEMON_REPORT_KEY,
+  DAEMON_REPORT_LABEL,
+  type DaemonNodeReport,
+  type DaemonVrrpInstanceReport,
+  daemonReportObject,
+  daemonReportObjectName,
+  parseDaemonNodeReport,
+  type VrrpState,
+} from './node-report.js';
+export { daemonConfigFromSpec, type PassiveHealthDefaults } from './spec-to-daemon-config.js';
