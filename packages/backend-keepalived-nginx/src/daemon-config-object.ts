@@ -122,7 +122,8 @@ export function readDaemonConfigObject(object: DaemonConfigObject): DaemonConfig
   const errors = new Map<string, Error>();
   const name = object.metadata?.name ?? '(unnamed)';
   const data = object.data ?? {};
-  if (object.kind === 'Secret') {
+  // List items carry no `kind`; a Secret always has a `type`, a ConfigMap never.
+  if (object.kind === 'Secret' || (object.kind === undefined && object.type !== undefined)) {
     const encoded = data[DAEMON_CONFIG_KEY];
     if (encoded === undefined) {
       errors.set(name, new InvalidDaemonConfigError('', `Secret ${name} has no ${DAEMON_CONFIG_KEY}`));

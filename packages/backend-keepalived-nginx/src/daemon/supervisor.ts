@@ -21,6 +21,8 @@ export interface ProcessSupervisorOptions {
   readonly bin: string;
   /** Its arguments. It must stay in the foreground (e.g. nginx `daemon off;`, keepalived `-n`). */
   readonly args: readonly string[];
+  /** Working directory of the process; default: the daemon's. */
+  readonly cwd?: string;
   /** Extra environment (merged over the daemon's). */
   readonly env?: NodeJS.ProcessEnv;
   /** Runs before every start (e.g. to clear stale pid files); a throw counts as a failed start. */
@@ -136,6 +138,7 @@ export class ProcessSupervisor {
     if (!this.#running) return;
     const child = spawn(this.#options.bin, [...this.#options.args], {
       env: { ...process.env, ...this.#options.env },
+      ...(this.#options.cwd === undefined ? {} : { cwd: this.#options.cwd }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.#child = child;
