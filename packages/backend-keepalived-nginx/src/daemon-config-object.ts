@@ -24,7 +24,12 @@ export const CONFIG_VERSION_ANNOTATION = 'klb.io/config-version';
 export const COMPAT_CONFIGMAP_NAME = 'daemon-configmap';
 
 /** Label of the compatibility ConfigMap (as in the original system): `loadbalancer=daemon`. */
-export const COMPAT_CONFIGMAP_LABEL = { key: 'loadbalancer', value: 'daemon' } as const;
+export const COMPAT_CONFIGMAP_LABEL: {
+  /** The label key, `loadbalancer`. */
+  readonly key: 'loadbalancer';
+  /** The label value, `daemon`. */
+  readonly value: 'daemon';
+} = { key: 'loadbalancer', value: 'daemon' };
 
 /** A Secret or ConfigMap as plain JSON (the fields read and written here). */
 export interface DaemonConfigObject {

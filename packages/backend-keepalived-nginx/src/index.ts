@@ -63,6 +63,8 @@ export {
   DAEMON_REPORT_KEY,
   DAEMON_REPORT_LABEL,
   type DaemonNodeReport,
+  type DaemonReportObject,
+  type DaemonReportRejection,
   type DaemonVrrpInstanceReport,
   daemonReportObject,
   daemonReportObjectName,

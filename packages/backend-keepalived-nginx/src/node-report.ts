@@ -28,6 +28,33 @@ export interface DaemonVrrpInstanceReport {
   readonly addresses: readonly string[];
 }
 
+/** Why a node left a load balancer out. */
+export interface DaemonReportRejection {
+  /** The config version the node saw. */
+  readonly version: string;
+  /** The error (e.g. an invalid value or a VIP:port collision). */
+  readonly message: string;
+}
+
+/** The ConfigMap that carries a node report (see {@link daemonReportObject}). */
+export interface DaemonReportObject {
+  /** `v1`. */
+  apiVersion: 'v1';
+  /** `ConfigMap`. */
+  kind: 'ConfigMap';
+  /** Name, namespace and the report label. */
+  metadata: {
+    /** {@link daemonReportObjectName} of the node. */
+    name: string;
+    /** The daemons' namespace. */
+    namespace: string;
+    /** {@link DAEMON_REPORT_LABEL}`: 'true'` and `app.kubernetes.io/managed-by: klb`. */
+    labels: Record<string, string>;
+  };
+  /** The report JSON under {@link DAEMON_REPORT_KEY}. */
+  data: Record<string, string>;
+}
+
 /**
  * What a node daemon publishes about itself, in a ConfigMap named
  * {@link daemonReportObjectName}`(node)` in the daemons' namespace, labelled
@@ -46,7 +73,7 @@ export interface DaemonNodeReport {
   /** Load balancer id → the config version serving on this node (rendered, validated, reloaded). */
   readonly applied: Readonly<Record<string, string>>;
   /** Load balancer id → why this node left it out (invalid, colliding), with the version it saw. */
-  readonly rejected: Readonly<Record<string, { readonly version: string; readonly message: string }>>;
+  readonly rejected: Readonly<Record<string, DaemonReportRejection>>;
   /** VRRP state per keepalived instance. */
   readonly vrrp: readonly DaemonVrrpInstanceReport[];
   /** Node-level problems: a config that failed `nginx -t`/`keepalived -t` (last good one kept), a failed reload, a crashed process. */
@@ -121,19 +148,7 @@ export function parseDaemonNodeReport(json: string): DaemonNodeReport {
 /**
  * The ConfigMap a daemon writes (create or replace) for its report, in `namespace`.
  */
-export function daemonReportObject(
-  namespace: string,
-  report: DaemonNodeReport,
-): {
-  /** `v1`. */
-  apiVersion: 'v1';
-  /** `ConfigMap`. */
-  kind: 'ConfigMap';
-  /** Name, namespace and the report label. */
-  metadata: { name: string; namespace: string; labels: Record<string, string> };
-  /** The report JSON under {@link DAEMON_REPORT_KEY}. */
-  data: Record<string, string>;
-} {
+export function daemonReportObject(namespace: string, report: DaemonNodeReport): DaemonReportObject {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
