@@ -21,6 +21,7 @@ import {
 import { type AllocationPlan, Allocator, checkOwner } from './allocator.js';
 import { IpamError, isIpamError } from './errors.js';
 import { canonicalAddress, parseAddress } from './ip.js';
+import { listAll } from './kube-list.js';
 import { type IpamLogger, silentIpamLogger } from './logger.js';
 import { IpamMetrics } from './metrics.js';
 import type { Pool } from './pool-config.js';
@@ -223,51 +224,24 @@ export class KubeIpam {
     this.#allocator.setHolders(address, claimHolders(claim), claim.spec.pool);
   }
 
-  async #listClaims(): Promise<AddressClaim[]> {
-    const out: AddressClaim[] = [];
-    let cont: string | undefined;
-    do {
-      const page = (await this.#custom.listNamespacedCustomObject({
-        group: ADDRESS_CLAIM_GROUP,
-        version: ADDRESS_CLAIM_VERSION,
-        namespace: this.#options.namespace,
-        plural: ADDRESS_CLAIM_PLURAL,
-        limit: this.#options.pageSize ?? 1000,
-        ...(cont ? { _continue: cont } : {}),
-      })) as { items: AddressClaim[]; metadata?: { continue?: string } };
-      out.push(...page.items);
-      cont = page.metadata?.continue || undefined;
-    } while (cont);
-    return out;
+  #listClaims(): Promise<AddressClaim[]> {
+    return listAll<AddressClaim>(
+      this.#options.kubeConfig,
+      `/apis/${ADDRESS_CLAIM_GROUP}/${ADDRESS_CLAIM_VERSION}/namespaces/${encodeURIComponent(this.#options.namespace)}/${ADDRESS_CLAIM_PLURAL}`,
+      {},
+      this.#options.pageSize,
+    );
   }
 
   async #listOwners(): Promise<LiveOwner[]> {
-    const limit = this.#options.pageSize ?? 1000;
-    const pages = async <T>(
-      fetch: (cont: string | undefined) => Promise<{ items: T[]; metadata?: { _continue?: string } }>,
-    ): Promise<T[]> => {
-      const out: T[] = [];
-      let cont: string | undefined;
-      do {
-        const page = await fetch(cont);
-        out.push(...page.items);
-        cont = page.metadata?._continue || undefined;
-      } while (cont);
-      return out;
-    };
-    const withCont = (cont: string | undefined) => (cont ? { _continue: cont } : {});
+    const kc = this.#options.kubeConfig;
+    const size = this.#options.pageSize;
     const [services, configMaps, ingresses] = await Promise.all([
-      this.#kinds.has('Service')
-        ? pages<V1Service>((c) => this.#core.listServiceForAllNamespaces({ limit, ...withCont(c) }))
-        : [],
+      this.#kinds.has('Service') ? listAll<V1Service>(kc, '/api/v1/services', {}, size) : [],
       this.#kinds.has('ConfigMap')
-        ? pages<V1ConfigMap>((c) =>
-            this.#core.listConfigMapForAllNamespaces({ limit, labelSelector: 'app=loadbalancer', ...withCont(c) }),
-          )
+        ? listAll<V1ConfigMap>(kc, '/api/v1/configmaps', { labelSelector: 'app=loadbalancer' }, size)
         : [],
-      this.#kinds.has('Ingress')
-        ? pages<V1Ingress>((c) => this.#networking.listIngressForAllNamespaces({ limit, ...withCont(c) }))
-        : [],
+      this.#kinds.has('Ingress') ? listAll<V1Ingress>(kc, '/apis/networking.k8s.io/v1/ingresses', {}, size) : [],
     ]);
     const owner = (
       kind: AllocationOwner['kind'],

@@ -1,0 +1,63 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { IpamError } from './errors.js';
+
+/**
+ * Lists every object at `path` (e.g. `/api/v1/services`) in pages of `pageSize`, following
+ * `metadata.continue`, and returns the items as plain JSON. Plain JSON rather than the client's
+ * typed models: deserialising 10,000 Services into models costs more than the whole import.
+ */
+export async function listAll<T>(
+  kubeConfig: KubeConfig,
+  path: string,
+  query: Readonly<Record<string, string>> = {},
+  pageSize = 1000,
+): Promise<T[]> {
+  const cluster = kubeConfig.getCurrentCluster();
+  if (!cluster) throw new IpamError('API_ERROR', 'the kubeconfig has no current cluster');
+  const items: T[] = [];
+  let cont: string | undefined;
+  do {
+    const url = new URL(`${cluster.server.replace(/\/$/, '')}${path}`);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    url.searchParams.set('limit', String(pageSize));
+    if (cont) url.searchParams.set('continue', cont);
+    const options: RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+    await kubeConfig.applyToHTTPSOptions(options);
+    const page = (await getJson(url, options)) as { items?: T[]; metadata?: { continue?: string } };
+    items.push(...(page.items ?? []));
+    cont = page.metadata?.continue || undefined;
+  } while (cont);
+  return items;
+}
+
+function getJson(url: URL, options: RequestOptions): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+    const req = send(url, options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode !== 200) {
+          reject(
+            new IpamError('API_ERROR', `GET ${url.pathname} answered HTTP ${res.statusCode}: ${text.slice(0, 300)}`),
+          );
+          return;
+        }
+        try {
+          resolve(JSON.parse(text));
+        } catch (err) {
+          reject(new IpamError('API_ERROR', `GET ${url.pathname} answered invalid JSON`, { cause: err }));
+        }
+      });
+    });
+    req.setTimeout(60_000, () => req.destroy(new Error(`GET ${url.pathname} timed out`)));
+    req.on('error', (err) =>
+      reject(new IpamError('API_ERROR', `GET ${url.pathname} failed: ${err.message}`, { cause: err })),
+    );
+    req.end();
+  });
+}
