@@ -301,14 +301,20 @@ function checkTls(tls: DaemonTlsCertificate, field: string): void {
   }
 }
 
+/** Config objects that passed validation; configs are immutable once built (the types are readonly). */
+const validated = new WeakSet<object>();
+
 /**
  * Checks that `value` is a complete, safe {@link DaemonServiceConfig}: the JSON Schema, then every
  * value (addresses, ports, names, host names, paths, CIDRs, durations, PEM material) and every
- * reference (listeners to upstreams, redirects to HTTPS listeners). Returns it typed.
+ * reference (listeners to upstreams, redirects to HTTPS listeners). Returns it typed. A config
+ * object is treated as immutable: checking the same object again is free, so pass a new object
+ * for changed content.
  *
  * @throws InvalidDaemonConfigError naming the first bad field.
  */
 export function validateDaemonServiceConfig(value: unknown): DaemonServiceConfig {
+  if (typeof value === 'object' && value !== null && validated.has(value)) return value as DaemonServiceConfig;
   if (!schemaCheck(value)) {
     // The message names the field and the rule, never the (possibly huge or hostile) value.
     const error = schemaCheck.errors?.[0];
@@ -415,6 +421,7 @@ export function validateDaemonServiceConfig(value: unknown): DaemonServiceConfig
   }
   validIdent(config.options.vrrp.group, 'options.vrrp.group');
   validInt(config.options.vrrp.vrid, 1, 255, 'options.vrrp.vrid');
+  validated.add(config);
   return config;
 }
 

@@ -249,6 +249,8 @@ export class NginxRenderer {
   readonly #http: Template[];
   /** Rendered fragments of the last render, by content: an unchanged load balancer is not rendered again. */
   #cache = new Map<string, ServicePart>();
+  /** The same, by config object (configs are immutable), which skips building the content key. */
+  readonly #byObject = new WeakMap<object, { optionsKey: string; key: string; part: ServicePart }>();
 
   constructor() {
     this.#engine = createTemplateEngine();
@@ -270,9 +272,18 @@ export class NginxRenderer {
     for (const config of accepted) {
       try {
         // Keyed by the exact content: an unchanged load balancer reuses its fragment.
-        const key = `${main.tlsDir}\n${main.keepalive}\n${JSON.stringify(config)}`;
-        const part = this.#cache.get(key) ?? this.#renderService(config, main.tlsDir, main.keepalive);
-        cache.set(key, part);
+        const optionsKey = `${main.tlsDir}\n${main.keepalive}`;
+        const known = this.#byObject.get(config);
+        let part: ServicePart;
+        if (known?.optionsKey === optionsKey) {
+          part = known.part;
+          cache.set(known.key, part);
+        } else {
+          const key = `${optionsKey}\n${JSON.stringify(config)}`;
+          part = this.#cache.get(key) ?? this.#renderService(config, main.tlsDir, main.keepalive);
+          cache.set(key, part);
+          this.#byObject.set(config, { optionsKey, key, part });
+        }
         stream.push(part.stream);
         http.push(part.http);
         files.push(...part.files);
