@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -195,6 +195,17 @@ test('bad requests get INVALID_REQUEST (or the specific code) and change nothing
   }
   assert.ok(isIpamError(err) && err.code === 'INVALID_REQUEST');
   assert.is(al.size, 1);
+});
+
+test('the configuration examples in the README and the guide are valid', () => {
+  const root = new URL('../../../', import.meta.url);
+  for (const file of ['packages/ipam/README.md', 'docs/ipam.md']) {
+    const text = readFileSync(new URL(file, root), 'utf8');
+    const blocks = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] as string);
+    const configs = blocks.filter((b) => b.startsWith('pools:'));
+    assert.ok(configs.length > 0, `${file} has a pool configuration example`);
+    for (const yaml of configs) assert.ok(parsePoolConfigText(yaml).length > 0);
+  }
 });
 
 test.run();
