@@ -130,6 +130,8 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
   readonly #staleMs: number;
   readonly #log: Logger;
   readonly #published = new Map<string, Published>();
+  /** `tcp|udp VIP port` → the load balancer using it. */
+  readonly #sockets = new Map<string, string>();
   readonly #groups = new Map<string, GroupEntry>();
   #loaded: Promise<void> | undefined;
   #reports: Informer<ConfigMapObject> | undefined;
@@ -433,11 +435,10 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
   }
 
   #checkCollisions(config: DaemonServiceConfig): void {
-    const mine = new Set(socketsOf(config));
-    for (const [id, other] of this.#published) {
-      if (id === config.id) continue;
-      for (const socket of other.sockets) {
-        if (mine.has(socket)) throw new DaemonConfigConflictError(`${config.id}: ${socket} is already used by ${id}`);
+    for (const socket of socketsOf(config)) {
+      const owner = this.#sockets.get(socket);
+      if (owner !== undefined && owner !== config.id) {
+        throw new DaemonConfigConflictError(`${config.id}: ${socket} is already used by ${owner}`);
       }
     }
   }
@@ -456,18 +457,16 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
       );
     }
     entry.members++;
-    this.#published.set(config.id, {
-      version: config.version,
-      group,
-      addresses: config.addresses,
-      sockets: socketsOf(config),
-    });
+    const sockets = socketsOf(config);
+    for (const socket of sockets) if (!this.#sockets.has(socket)) this.#sockets.set(socket, config.id);
+    this.#published.set(config.id, { version: config.version, group, addresses: config.addresses, sockets });
   }
 
   #forget(id: string): void {
     const old = this.#published.get(id);
     if (!old) return;
     this.#published.delete(id);
+    for (const socket of old.sockets) if (this.#sockets.get(socket) === id) this.#sockets.delete(socket);
     const entry = this.#groups.get(old.group);
     if (!entry) return;
     entry.members--;
