@@ -12,6 +12,7 @@ export {
   type ControlPlaneUser,
   startControlPlane,
 } from './control-plane.js';
+export { as3SchemaValidator, as3Version } from './f5/as3-service.js';
 export { CallLog, type F5CallCategory, type F5CallCounts, type F5CallRecord } from './f5/call-log.js';
 export { generateSelfSignedCertificate, type SelfSignedCertificate } from './f5/certificate.js';
 export { EmulatorClock } from './f5/emulator-clock.js';

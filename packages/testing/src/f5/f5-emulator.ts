@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../free-port.js';
+import { As3Service, as3SchemaValidator } from './as3-service.js';
 import { CallLog, type F5CallCategory } from './call-log.js';
 import { generateSelfSignedCertificate } from './certificate.js';
 import { EmulatorClock } from './emulator-clock.js';
@@ -45,6 +46,13 @@ export interface F5EmulatorOptions {
   readonly memberWithoutPartitionQuirk?: boolean;
   /** Return pools' `monitor` with a trailing space, as BIG-IPs do (default true). */
   readonly monitorTrailingSpace?: boolean;
+  /**
+   * F5's AS3 JSON schema file: when given, every AS3 declaration is validated against it (422
+   * `declaration is invalid` with the errors); otherwise only structurally.
+   */
+  readonly as3SchemaPath?: string;
+  /** How many reads of an AS3 task answer "in progress" before its result (default 1). */
+  readonly as3TaskPolls?: number;
 }
 
 /** Everything the emulator holds, for tests to assert on. */
@@ -68,6 +76,8 @@ export interface F5EmulatorState {
   };
   /** Number of active tokens (all users). */
   readonly activeTokens: number;
+  /** AS3 declarations by tenant (applications by name), as declared. */
+  readonly as3: Record<string, Record<string, unknown>>;
   /** Live transactions. */
   readonly transactions: readonly {
     /** Transaction id. */
@@ -174,6 +184,10 @@ export async function startF5Emulator(options: F5EmulatorOptions = {}): Promise<
   const db = new LtmDatabase(options.partitions ?? ['klb'], dbOptions);
   const quirkMembers = options.memberWithoutPartitionQuirk ?? true;
   const trailingSpace = options.monitorTrailingSpace ?? true;
+  const as3 = new As3Service(
+    options.as3SchemaPath === undefined ? undefined : as3SchemaValidator(options.as3SchemaPath),
+    options.as3TaskPolls ?? 1,
+  );
 
   function present(collection: LtmCollection, obj: LtmObject, expand: boolean): Record<string, unknown> {
     const urlName = `~${obj.fullPath.slice(1).replaceAll('/', '~')}`;
@@ -321,6 +335,9 @@ export async function startF5Emulator(options: F5EmulatorOptions = {}): Promise<
       if (method === 'DELETE') return { status: 200, body: tokens.present(tokens.remove(name)) };
       throw restError(405, `Method ${method} not allowed on ${path}`);
     }
+    if (path === '/mgmt/shared/appsvcs' || path.startsWith('/mgmt/shared/appsvcs/')) {
+      return as3.handle(method, path, url.searchParams, body);
+    }
     const coordination = req.headers['x-f5-rest-coordination-id'];
     if (path === '/mgmt/tm/transaction' || path.startsWith('/mgmt/tm/transaction/')) {
       if (coordination !== undefined) {
@@ -453,6 +470,7 @@ export async function startF5Emulator(options: F5EmulatorOptions = {}): Promise<
         nodes: db.list('node'),
         monitors: { tcp: db.list('monitor/tcp'), http: db.list('monitor/http'), https: db.list('monitor/https') },
         activeTokens: tokens.activeCount(),
+        as3: as3.tenants(),
         transactions: transactions
           .list()
           .map((t) => ({ transId: t.transId, state: t.state, commands: t.commands.length })),

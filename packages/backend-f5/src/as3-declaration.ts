@@ -1,0 +1,119 @@
+import { type LoadBalancerRef, type LoadBalancerSpec, TerminalError } from '@klb/core';
+import { baseName, desiredLoadBalancer } from './desired-state.js';
+import { canonicalAddress } from './f5-path.js';
+
+/** The AS3 schema version KLB writes. */
+export const as3SchemaVersion = '3.56.0';
+
+/** An AS3 Application (one per load balancer), as JSON. */
+export type As3Application = Record<string, unknown>;
+
+/** Settings of {@link as3Application}. */
+export interface As3Settings {
+  /** The tenant (a partition). */
+  readonly tenant: string;
+  /** Controller id, written as the application's `remark` (`klb:<controllerId>`). */
+  readonly controllerId: string;
+  /** `auto` (SNAT automap, the default) or `none`. */
+  readonly snat: 'auto' | 'none';
+}
+
+/** The application name of a load balancer (the same base name as LTM mode). */
+export function as3ApplicationName(ref: LoadBalancerRef): string {
+  return baseName(ref);
+}
+
+/** The `remark` that marks an application as this controller's. */
+export function as3Remark(controllerId: string): string {
+  return `klb:${controllerId}`;
+}
+
+/**
+ * The AS3 Application for a spec: per listener a `Service_TCP`/`Service_UDP`/`Service_HTTP`
+ * named after the listener, a `Pool` `<listener>_pool` with the ready node targets, and an HTTP
+ * `Monitor` `<listener>_monitor` when the upstream asks for an http check (`tcp` otherwise).
+ * The application's `label` is the load balancer's id. Throws {@link TerminalError} for what
+ * the backend cannot realise (the same rules as LTM mode).
+ */
+export function as3Application(spec: LoadBalancerSpec, settings: As3Settings): As3Application {
+  // Same validation as LTM mode (addresses, ports, protocols, paths).
+  desiredLoadBalancer(spec, { partition: settings.tenant, controllerId: settings.controllerId, snat: 'none' });
+  if (spec.ref.id.length > 64) {
+    throw new TerminalError(`AS3 mode records the id in a 64-character label; ${spec.ref.id} is longer`, {
+      reason: 'NameTooLong',
+    });
+  }
+  const upstreams = new Map(spec.upstreams.map((u) => [u.name, u]));
+  const app: As3Application = { class: 'Application', remark: as3Remark(settings.controllerId), label: spec.ref.id };
+  const virtualAddresses = spec.addresses.map(canonicalAddress);
+  const persist = spec.options.algorithm === 'source-ip-hash' || spec.options.sessionAffinity !== undefined;
+  for (const listener of spec.listeners) {
+    const upstream = upstreams.get(listener.upstream ?? '');
+    if (!upstream) throw new TerminalError(`listener ${listener.name} has no upstream`, { reason: 'InvalidUpstream' });
+    const check = upstream.healthCheck;
+    const poolName = `${listener.name}_pool`;
+    let monitors: unknown[] = [listener.protocol === 'UDP' ? 'icmp' : 'tcp'];
+    if (check?.type === 'http') {
+      const interval = Math.max(1, Math.round(check.intervalSeconds));
+      app[`${listener.name}_monitor`] = {
+        class: 'Monitor',
+        monitorType: 'http',
+        interval,
+        timeout: Math.max(interval + 1, interval * Math.max(1, check.unhealthyThreshold) + 1),
+        send: `GET ${check.path ?? '/'} HTTP/1.1\\r\\nHost: klb\\r\\nConnection: Close\\r\\n\\r\\n`,
+        receive: 'HTTP/1\\.[01] [23]',
+        ...(check.port !== undefined ? { targetPort: check.port } : {}),
+      };
+      monitors = [{ use: `${listener.name}_monitor` }];
+    }
+    const byPort = new Map<number, string[]>();
+    for (const target of upstream.targets) {
+      if (target.kind !== 'node' || !target.ready) continue;
+      const list = byPort.get(target.port) ?? [];
+      list.push(canonicalAddress(target.address));
+      byPort.set(target.port, list);
+    }
+    app[poolName] = {
+      class: 'Pool',
+      loadBalancingMode: spec.options.algorithm === 'least-connections' ? 'least-connections-member' : 'round-robin',
+      monitors,
+      members: [...byPort.entries()]
+        .sort(([a], [b]) => a - b)
+        .map(([servicePort, addresses]) => ({
+          servicePort,
+          serverAddresses: [...new Set(addresses)].sort(),
+          shareNodes: true,
+        })),
+    };
+    app[listener.name] = {
+      class:
+        listener.protocol === 'UDP' ? 'Service_UDP' : listener.protocol === 'HTTP' ? 'Service_HTTP' : 'Service_TCP',
+      virtualAddresses,
+      virtualPort: listener.port,
+      pool: poolName,
+      snat: settings.snat,
+      persistenceMethods: persist ? ['source-address'] : [],
+    };
+  }
+  return app;
+}
+
+/** A whole AS3 request (`class: AS3`) with one tenant holding `applications`, for validation or a full post. */
+export function as3Declaration(
+  tenant: string,
+  applications: Readonly<Record<string, As3Application>>,
+  id = 'klb',
+): Record<string, unknown> {
+  return {
+    class: 'AS3',
+    action: 'deploy',
+    persist: true,
+    declaration: {
+      class: 'ADC',
+      schemaVersion: as3SchemaVersion,
+      id,
+      updateMode: 'selective',
+      [tenant]: { class: 'Tenant', ...applications },
+    },
+  };
+}
