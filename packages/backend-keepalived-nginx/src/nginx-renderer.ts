@@ -98,19 +98,20 @@ const UPSTREAMS = `{% for u in upstreams %}    upstream {{ u | upstream }} {
 {% endif %}    }
 {% endfor %}`;
 
-const LIMITS = `{% if limits %}{% if proxyProtocol %}        proxy_protocol on;
+/** Per-server limits; the same for every server of a load balancer, so rendered once (and shared). */
+const LIMITS = `{% if proxyProtocol %}        proxy_protocol on;
 {% endif %}{% if connectTimeout %}        proxy_connect_timeout {{ connectTimeout | duration }};
 {% endif %}{% if idleTimeout %}{% if http %}        proxy_read_timeout {{ idleTimeout | duration }};
         proxy_send_timeout {{ idleTimeout | duration }};
 {% else %}        proxy_timeout {{ idleTimeout | duration }};
 {% endif %}{% endif %}{% for r in sourceRanges %}        allow {{ r | cidr }};
 {% endfor %}{% if sourceRanges.size > 0 %}        deny all;
-{% endif %}{% endif %}`;
+{% endif %}`;
 
 const STREAM = `    # {{ header | header }}
 ${UPSTREAMS}{% for l in listeners %}    server {
 {% for a in l.listen %}        listen {{ a | listen }};
-{% endfor %}${LIMITS}{% if l.upstream %}        proxy_pass {{ l.upstream | upstream }};
+{% endfor %}{{ limits }}{% if l.upstream %}        proxy_pass {{ l.upstream | upstream }};
 {% else %}        return "";
 {% endif %}    }
 {% endfor %}`;
@@ -122,7 +123,7 @@ ${UPSTREAMS}{% for s in servers %}    server {
 {% else %}        server_name "";
 {% endif %}{% if s.cert %}        ssl_certificate {{ s.cert.crt | file }};
         ssl_certificate_key {{ s.cert.key | file }};
-{% endif %}${LIMITS}{% if s.redirect %}        return 308 https://$host{% if s.redirect != 443 %}:{{ s.redirect | port }}{% endif %}$request_uri;
+{% endif %}{{ limits }}{% if s.redirect %}        return 308 https://$host{% if s.redirect != 443 %}:{{ s.redirect | port }}{% endif %}$request_uri;
 {% else %}{% for loc in s.locations %}        location {{ loc | location }} {
 {% if loc.upstream %}            proxy_pass http://{{ loc.upstream | upstream }};
 {% elsif loc.missing %}            return 404;
@@ -247,6 +248,9 @@ export class NginxRenderer {
   readonly #main: Template[];
   readonly #stream: Template[];
   readonly #http: Template[];
+  readonly #limitsTemplate: Template[];
+  /** Rendered limits blocks by their (validated) input: most load balancers share a few. */
+  readonly #limitsCache = new Map<string, string>();
   /** Rendered fragments of the last render, by content: an unchanged load balancer is not rendered again. */
   #cache = new Map<string, ServicePart>();
   /** The same, by config object (configs are immutable), which skips building the content key. */
@@ -257,6 +261,7 @@ export class NginxRenderer {
     this.#main = compile(this.#engine, MAIN);
     this.#stream = compile(this.#engine, STREAM);
     this.#http = compile(this.#engine, HTTP);
+    this.#limitsTemplate = compile(this.#engine, LIMITS);
   }
 
   /** See {@link renderNginxConfig}. */
@@ -301,6 +306,23 @@ export class NginxRenderer {
     return { config, files, rendered, rejected };
   }
 
+  #limits(scope: {
+    http: boolean;
+    proxyProtocol: boolean;
+    sourceRanges: readonly string[];
+    connectTimeout: number | null;
+    idleTimeout: number | null;
+  }): string {
+    const key = JSON.stringify(scope);
+    let text = this.#limitsCache.get(key);
+    if (text === undefined) {
+      text = renderTemplate(this.#engine, this.#limitsTemplate, scope);
+      if (this.#limitsCache.size >= 10_000) this.#limitsCache.clear();
+      this.#limitsCache.set(key, text);
+    }
+    return text;
+  }
+
   #renderService(config: DaemonServiceConfig, tlsDir: string, keepalive: number): ServicePart {
     const lb = config.id;
     const refs = new Map<string, UpstreamRef>();
@@ -323,23 +345,22 @@ export class NginxRenderer {
     const pick = (used: Iterable<UpstreamRef | null>) =>
       [...new Set(used)].flatMap((r) => (r === null ? [] : [ready.get(r.name)])).filter((u) => u !== undefined);
     const { sourceRanges, timeouts, proxyProtocol } = config.options;
-    const common = {
-      header: { lb, version: config.version },
-      algorithm,
-      sourceRanges,
-      connectTimeout: timeouts.connectSeconds ?? null,
-      idleTimeout: timeouts.idleSeconds ?? null,
-    };
-    const someLimits =
-      sourceRanges.length > 0 || timeouts.connectSeconds !== undefined || timeouts.idleSeconds !== undefined;
+    const common = { header: { lb, version: config.version }, algorithm };
+    const limits = (http: boolean): string =>
+      this.#limits({
+        http,
+        // nginx's http proxy cannot send the PROXY protocol; L7 listeners pass X-Forwarded-* instead.
+        proxyProtocol: http ? false : proxyProtocol,
+        sourceRanges,
+        connectTimeout: timeouts.connectSeconds ?? null,
+        idleTimeout: timeouts.idleSeconds ?? null,
+      });
     let stream = '';
     if (l4.length > 0) {
       stream = renderTemplate(this.#engine, this.#stream, {
         ...common,
-        http: false,
         keepalive: null,
-        proxyProtocol,
-        limits: someLimits || proxyProtocol,
+        limits: limits(false),
         upstreams: pick(l4.map((l) => usable(l.upstream))),
         listeners: l4.map((l) => ({
           listen: config.addresses.map((address) => ({ address, port: l.port, udp: l.protocol === 'UDP' })),
@@ -357,11 +378,8 @@ export class NginxRenderer {
       const used = servers.flatMap((s) => s.locations.map((loc) => loc.upstream));
       http = renderTemplate(this.#engine, this.#http, {
         ...common,
-        http: true,
         keepalive: keepalive > 0 ? keepalive : null,
-        // nginx's http proxy cannot send the PROXY protocol; L7 listeners pass X-Forwarded-* instead.
-        proxyProtocol: false,
-        limits: someLimits,
+        limits: limits(true),
         upstreams: pick(used),
         servers,
       });
