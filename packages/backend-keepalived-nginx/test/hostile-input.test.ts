@@ -16,7 +16,7 @@ import {
   renderKeepalivedConfig,
   renderNginxConfig,
 } from '@klb/backend-keepalived-nginx';
-import { requireComponents } from '@klb/testing';
+import { freePort, requireComponents } from '@klb/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -43,16 +43,19 @@ test.after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const first = l4Service('service/default/alpha', '127.0.20.1', { tcp: 7001, udp: 7002 }, { tcp: [9001], udp: [9002] });
-const l7 = l7Service(
-  'service/default/bravo',
-  '127.0.20.2',
-  { http: 8080, https: 8443, plain: 8081 },
-  { coffee: [9101], tea: [9102] },
-  pem,
-);
-const l4 = l4Service('service/default/bravo', '127.0.20.2', { tcp: 7001, udp: 7002 }, { tcp: [9003], udp: [9004] });
-const last = l4Service('service/zulu/zeta', '::1', { tcp: 7001, udp: 7002 }, { tcp: [9201], udp: [9202] });
+// nginx -t binds every listen address, so the ports are picked free at run time.
+const P = {
+  tcp: await freePort(),
+  udp: await freePort(),
+  http: await freePort(),
+  https: await freePort(),
+  plain: await freePort(),
+};
+const P6 = { tcp: await freePort('::1'), udp: await freePort('::1') };
+const first = l4Service('service/default/alpha', '127.0.20.1', P, { tcp: [9001], udp: [9002] });
+const l7 = l7Service('service/default/bravo', '127.0.20.2', P, { coffee: [9101], tea: [9102] }, pem);
+const l4 = l4Service('service/default/bravo', '127.0.20.2', P, { tcp: [9003], udp: [9004] });
+const last = l4Service('service/zulu/zeta', '::1', P6, { tcp: [9201], udp: [9202] });
 
 const strings: unknown[] = [
   'x;',

@@ -13,7 +13,7 @@ import {
   renderNginxConfig,
   validateDaemonServiceConfig,
 } from '@klb/backend-keepalived-nginx';
-import { requireComponents } from '@klb/testing';
+import { freePort, requireComponents } from '@klb/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -44,29 +44,39 @@ test.after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+// nginx -t binds every listen address, so the ports are picked free at run time.
+const P = {
+  tcp: await freePort(),
+  udp: await freePort(),
+  http: await freePort(),
+  https: await freePort(),
+  plain: await freePort(),
+};
+const P6 = { tcp: await freePort('::1'), udp: await freePort('::1') };
+
 const a = l4Service(
   'service/default/alpha',
   '127.0.10.1',
-  { tcp: 7001, udp: 7002 },
+  { tcp: P.tcp, udp: P.udp },
   { tcp: [9001, 9002], udp: [9003] },
 );
 const b = l7Service(
   'ingress/shop/cafe',
   '127.0.10.2',
-  { http: 8080, https: 8443, plain: 8081 },
+  { http: P.http, https: P.https, plain: P.plain },
   { coffee: [9101], tea: [9102, 9103] },
   pem,
 );
-const c = l4Service('service/other/gamma', '::1', { tcp: 7001, udp: 7002 }, { tcp: [9201], udp: [9202] });
+const c = l4Service('service/other/gamma', '::1', { tcp: P6.tcp, udp: P6.udp }, { tcp: [9201], udp: [9202] });
 
 test('renders stream servers bound to VIP:port with upstream health, algorithm, limits and timeouts', () => {
   const { config, rejected, rendered } = renderNginxConfig([a, c], nginxOptions(dir));
   assert.is(rejected.size, 0);
   assert.equal(rendered, ['service/default/alpha', 'service/other/gamma']);
   assert.match(config, 'load_module /usr/lib/nginx/modules/ngx_stream_module.so;');
-  assert.match(config, 'listen 127.0.10.1:7001;\n');
-  assert.match(config, 'listen 127.0.10.1:7002 udp;\n');
-  assert.match(config, 'listen [::1]:7001;\n');
+  assert.match(config, `listen 127.0.10.1:${P.tcp};\n`);
+  assert.match(config, `listen 127.0.10.1:${P.udp} udp;\n`);
+  assert.match(config, `listen [::1]:${P6.tcp};\n`);
   assert.match(config, 'upstream service_default_alpha.tcp {\n        least_conn;\n');
   assert.match(config, 'server 127.0.0.1:9001 max_fails=3 fail_timeout=10s;');
   assert.match(config, 'allow 127.0.0.0/8;\n        allow 10.0.0.0/8;\n        deny all;');
@@ -87,10 +97,10 @@ test('renders http servers: host and path routes, TLS files, redirect, forwarded
   const result = renderNginxConfig([b], nginxOptions(dir));
   const { config, files } = result;
   assert.is(result.rejected.size, 0);
-  assert.match(config, 'listen 127.0.10.2:8080 default_server;\n');
-  assert.match(config, 'return 308 https://$host:8443$request_uri;');
-  assert.match(config, 'listen 127.0.10.2:8443 ssl default_server;\n');
-  assert.match(config, 'listen 127.0.10.2:8443 ssl;\n        server_name cafe.example.com;');
+  assert.match(config, `listen 127.0.10.2:${P.http} default_server;\n`);
+  assert.match(config, `return 308 https://$host:${P.https}$request_uri;`);
+  assert.match(config, `listen 127.0.10.2:${P.https} ssl default_server;\n`);
+  assert.match(config, `listen 127.0.10.2:${P.https} ssl;\n        server_name cafe.example.com;`);
   assert.match(config, 'server_name *.menu.example.com;');
   assert.match(config, 'location = /coffee {');
   assert.match(config, 'location /coffee/ {');
@@ -164,7 +174,7 @@ test('a VIP:port collision rejects the load balancer whose id sorts later', () =
   assert.equal(result.rendered, ['service/default/alpha']);
   const err = result.rejected.get('service/zeta/clash');
   assert.instance(err, DaemonConfigConflictError);
-  assert.match(String(err?.message), 'tcp 127.0.10.1 7001 is already used by service/default/alpha');
+  assert.match(String(err?.message), `tcp 127.0.10.1 ${P.tcp} is already used by service/default/alpha`);
   // Another port on the same VIP is fine (IPAM shares addresses between services).
   const other = clone(a);
   other.id = 'service/zeta/other-port';
