@@ -223,6 +223,12 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
       region,
     );
 
+    // WAL journal: a reader that keystone leaves open must not make another request's commit
+    // fail with "database is locked" (rollback-journal sqlite blocks commits behind readers).
+    const wal = async (db: string): Promise<void> => {
+      await run(python, ['-c', 'import sqlite3,sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode=WAL")', db]);
+    };
+    await wal(join(dir, 'keystone.db'));
     log(`openstack: starting keystone on ${authUrl}`);
     group.start('keystone', 'keystone-wsgi-public', ['--host', '127.0.0.1', '--port', String(keystonePort)], {
       env: { OS_KEYSTONE_CONFIG_FILES: keystoneConf, ...quietPython },
@@ -281,6 +287,7 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
       cwd: dir,
       env: { ...process.env, ...quietPython },
     });
+    await wal(octaviaDb);
     const serviceAuth = [
       `auth_url = ${authUrl}`,
       'auth_type = password',
