@@ -191,6 +191,34 @@ it('a node added or removed changes the members in one call', async () => {
   await waitUntil('deleted', () => gone(ns, 'app'));
 });
 
+it('externalTrafficPolicy Local: only nodes with ready endpoints are members, checked on the healthCheckNodePort', async () => {
+  const ns = await namespace(client, 'f5local');
+  await client.create(
+    `/api/v1/namespaces/${ns}/services`,
+    lbService('loc', [80], CLASS, { externalTrafficPolicy: 'Local' }),
+  );
+  await client.create(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: 'loc-1', labels: { 'kubernetes.io/service-name': 'loc' } },
+    addressType: 'IPv4',
+    endpoints: [
+      { addresses: ['10.244.2.5'], nodeName: 'node-2', conditions: { ready: true } },
+      { addresses: ['10.244.3.5'], nodeName: 'node-3', conditions: { ready: false } },
+    ],
+    ports: [{ name: 'p80', port: 8080, protocol: 'TCP' }],
+  } as KubeObject);
+  const [nodePort] = await nodePorts(ns, 'loc');
+  await waitUntil('one member', () => (memberNames(objectsOf(ns).pools[0]).length === 1 ? true : undefined));
+  assert.equal(memberNames(objectsOf(ns).pools[0]), [`192.0.2.2:${nodePort}`]);
+  const svc = await client.get<ServiceObject>(`/api/v1/namespaces/${ns}/services/loc`);
+  const monitor = f5.state().monitors.http.find((m) => m.name.startsWith(`klb_svc_${ns}_`));
+  assert.ok(monitor, 'an http monitor');
+  assert.is(monitor?.destination, `*:${svc.spec?.healthCheckNodePort}`);
+  await client.delete(`/api/v1/namespaces/${ns}/services/loc`);
+  await waitUntil('deleted', () => gone(ns, 'loc'));
+});
+
 it('a token that expires mid-run is replaced and the reconcile goes on', async () => {
   const ns = await namespace(client, 'f5token');
   await client.create(`/api/v1/namespaces/${ns}/services`, lbService('tok', [80], CLASS));
