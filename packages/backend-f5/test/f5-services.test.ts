@@ -21,7 +21,7 @@ import { HashAllocator } from './fixtures/hash-allocator.js';
 import { createNode, lbService, namespace, setNodeStatus, waitUntil } from './kube-helpers.js';
 
 const test = suite('F5 backend driven by Services');
-const missing = requireComponents('kube-apiserver', 'etcd');
+const missing = requireComponents('kube-apiserver', 'etcd', 'openssl');
 const it = missing ? test.skip : test;
 
 const CLASS = 'klb.io/load-balancer';

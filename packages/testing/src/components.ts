@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { ComponentMissingError, findKubeApiserver, which } from './binaries.js';
 
 /** A real component that test suites can require. */
-export type Component = 'kube-apiserver' | 'etcd' | 'nginx' | 'keepalived' | 'netns' | 'keystone' | 'octavia';
+export type Component = 'kube-apiserver' | 'etcd' | 'nginx' | 'keepalived' | 'netns' | 'keystone' | 'octavia' | 'openssl';
 
 const checks: Record<Component, () => string | undefined> = {
   'kube-apiserver': () => {
@@ -36,6 +36,7 @@ const checks: Record<Component, () => string | undefined> = {
       return 'oslotest (for the Octavia schema) is not installed: apt-get install python3-oslotest';
     return undefined;
   },
+  openssl: () => (which('openssl') ? undefined : 'openssl is not installed (the F5 emulator makes its certificate with it): apt-get install openssl'),
   netns: () => {
     if (!which('ip') && !existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip'))
       return 'iproute2 is not installed: apt-get install iproute2';
