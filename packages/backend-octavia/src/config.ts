@@ -72,9 +72,10 @@ export interface OpenStackConfig {
   readonly subnetId?: string;
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
+/** Environment variables (e.g. `process.env`), or a Secret's decoded data. */
+export type OpenStackEnv = Readonly<Record<string, string | undefined>>;
 
-function pick(env: Env, ...names: string[]): string | undefined {
+function pick(env: OpenStackEnv, ...names: string[]): string | undefined {
   for (const name of names) {
     const value = env[name];
     if (value !== undefined && value !== '') return value;
@@ -150,7 +151,7 @@ export function validateOpenStackConfig(config: OpenStackConfig): OpenStackConfi
  * `OS_INSECURE`, `OS_LOAD_BALANCER_ENDPOINT_OVERRIDE`, and application credentials
  * (`OS_AUTH_TYPE=v3applicationcredential`, `OS_APPLICATION_CREDENTIAL_ID`/`_NAME`/`_SECRET`).
  */
-export function openStackConfigFromEnv(env: Env = process.env): OpenStackConfig {
+export function openStackConfigFromEnv(env: OpenStackEnv = process.env): OpenStackConfig {
   const authUrl = pick(env, 'OS_AUTH_URL');
   if (!authUrl) throw new OpenStackConfigError('OS_AUTH_URL is not set');
   const appSecret = pick(env, 'OS_APPLICATION_CREDENTIAL_SECRET');

@@ -9,6 +9,7 @@ export {
   type EndpointInterface,
   type OpenStackConfig,
   type OpenStackCredentials,
+  type OpenStackEnv,
   openStackConfigFromCloudsYaml,
   openStackConfigFromEnv,
   openStackConfigFromSecret,
@@ -37,6 +38,7 @@ export {
   type OctaviaPollOptions,
 } from './octavia-backend.js';
 export {
+  type HttpMethod,
   OctaviaClient,
   type OctaviaClientOptions,
   type OctaviaFeatures,

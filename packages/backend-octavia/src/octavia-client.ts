@@ -68,11 +68,17 @@ export interface OctaviaPool {
   /** `ROUND_ROBIN`, `LEAST_CONNECTIONS`, `SOURCE_IP`. */
   readonly lb_algorithm: string;
   /** Session persistence. */
-  readonly session_persistence: { readonly type: string } | null;
+  readonly session_persistence: {
+    /** `SOURCE_IP`, `HTTP_COOKIE` or `APP_COOKIE`. */
+    readonly type: string;
+  } | null;
   /** The pool's health monitor. */
   readonly healthmonitor_id: string | null;
   /** Listeners using it. */
-  readonly listeners: ReadonlyArray<{ readonly id: string }>;
+  readonly listeners: ReadonlyArray<{
+    /** Listener id. */
+    readonly id: string;
+  }>;
   /** Tags. */
   readonly tags?: readonly string[];
 }
@@ -123,7 +129,8 @@ export interface OctaviaClientOptions {
   readonly retryAfterMs?: () => number;
 }
 
-type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+/** HTTP methods the Octavia API uses. */
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 /**
  * Octavia v2 client over got: authenticates through a {@link KeystoneSession} (once more on a
@@ -158,7 +165,7 @@ export class OctaviaClient {
   }
 
   /** Sends one request to `path` (below the endpoint, e.g. `/v2/lbaas/loadbalancers`) or to an absolute URL on the endpoint. */
-  async request<T>(method: Method, path: string, body?: unknown, signal?: AbortSignal): Promise<T | undefined> {
+  async request<T>(method: HttpMethod, path: string, body?: unknown, signal?: AbortSignal): Promise<T | undefined> {
     for (let attempt = 0; ; attempt++) {
       const auth = await this.#session.token(signal);
       const url = path.startsWith('http') ? path : `${auth.octaviaEndpoint}${path}`;

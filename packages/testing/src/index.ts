@@ -30,8 +30,10 @@ export type { NetnsClient, NetnsHttpOptions, NetnsReply, NetnsSocketOptions } fr
 export { type CommandResult, NetnsCommandError } from './netns/ip.js';
 export { type NetnsLab, type NetnsLabOptions, type NetnsNode, startNetnsLab } from './netns/lab.js';
 export {
+  type IssuedToken,
   type OpenStack,
   type OpenStackOptions,
+  type OpenStackPids,
   type OpenStackUser,
   startOpenStack,
 } from './openstack/launcher.js';

@@ -49,6 +49,24 @@ export interface OpenStackUser {
   readonly domainName: string;
 }
 
+/** Pids of the processes {@link startOpenStack} started (absent: not running). */
+export interface OpenStackPids {
+  /** keystone-wsgi-public. */
+  readonly keystone?: number;
+  /** octavia-api. */
+  readonly octavia?: number;
+  /** The provider-status process. */
+  readonly provider?: number;
+}
+
+/** A Keystone token issued by {@link OpenStack.issueToken}. */
+export interface IssuedToken {
+  /** The token (`X-Subject-Token`). */
+  readonly token: string;
+  /** Keystone's `expires_at`. */
+  readonly expiresAt: string;
+}
+
 /** A running Keystone + Octavia API + provider-status process, from {@link startOpenStack}. */
 export interface OpenStack {
   /** Keystone v3 URL, `http://127.0.0.1:<port>/v3` (`OS_AUTH_URL`). */
@@ -71,9 +89,9 @@ export interface OpenStack {
   /** Controls the provider-status process. */
   readonly provider: ProviderControl;
   /** Pids of the running servers (for tests that prove they are real processes). */
-  pids(): { readonly keystone?: number; readonly octavia?: number; readonly provider?: number };
+  pids(): OpenStackPids;
   /** Issues a project-scoped token for `who` (default the user) through Keystone. */
-  issueToken(who?: 'admin' | 'user'): Promise<{ readonly token: string; readonly expiresAt: string }>;
+  issueToken(who?: 'admin' | 'user'): Promise<IssuedToken>;
   /** Directory holding the servers' files and logs; removed by {@link OpenStack.stop}. */
   readonly dir: string;
   /** The last lines of each server's log, for diagnosing a failed test. */
@@ -226,7 +244,11 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
     // WAL journal: a reader that keystone leaves open must not make another request's commit
     // fail with "database is locked" (rollback-journal sqlite blocks commits behind readers).
     const wal = async (db: string): Promise<void> => {
-      await run(python, ['-c', 'import sqlite3,sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode=WAL")', db]);
+      await run(python, [
+        '-c',
+        'import sqlite3,sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode=WAL")',
+        db,
+      ]);
     };
     await wal(join(dir, 'keystone.db'));
     log(`openstack: starting keystone on ${authUrl}`);
