@@ -272,7 +272,7 @@ export class LoadBalancerController {
     void this.#cleanupOrphans(leadership.signal);
     const resync = this.#opts.resyncPeriodMs ?? 600_000;
     if (resync > 0) {
-      this.#resyncTimer = setInterval(() => this.#resyncAll(), resync);
+      this.#resyncTimer = setInterval(() => this.resync(), resync);
       this.#resyncTimer.unref?.();
     }
     const workers = this.#opts.workers ?? 4;
@@ -287,8 +287,11 @@ export class LoadBalancerController {
     for (const ctl of this.#inflight) ctl.abort(new Error('leadership lost'));
   }
 
-  /** Enqueues every object KLB owns (drift repair; unchanged objects cause no writes). */
-  #resyncAll(): void {
+  /**
+   * Enqueues every object KLB owns for a reconcile (drift repair; unchanged objects cause no
+   * writes). The periodic resync calls it; operators may call it after backend maintenance.
+   */
+  resync(): void {
     for (const [kind, { informer, source }] of this.#sources) {
       for (const obj of informer.list()) if (this.#relevant(source, obj)) this.#queue.add(keyOf(kind, obj));
     }

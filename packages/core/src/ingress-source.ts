@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { Annotations, klbAnnotations, parseAddresses, parseOptions, parseToken } from './annotations.js';
 import { TerminalError } from './errors.js';
 import type { KubeClient } from './kube-client.js';
@@ -250,7 +251,7 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
   async writeOutcome(client: KubeClient, ing: IngressObject, outcome: Outcome): Promise<boolean> {
     if (!outcome.ok) return false;
     const ingress = statusIngress(outcome.status);
-    if (JSON.stringify(ing.status?.loadBalancer?.ingress ?? []) === JSON.stringify(ingress)) return false;
+    if (isDeepStrictEqual(ing.status?.loadBalancer?.ingress ?? [], ingress)) return false;
     await client.patch(`${this.objectPath(ing.metadata?.namespace ?? '', ing.metadata?.name ?? '')}/status`, {
       status: { loadBalancer: { ingress } },
     });

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { Annotations, klbAnnotations, parseAddresses, parseCidrs, parseOptions, parseToken } from './annotations.js';
 import { TerminalError } from './errors.js';
 import type { KubeClient } from './kube-client.js';
@@ -93,10 +94,13 @@ export function l4FromService(
   return { listeners, upstreams, usesNodes: kind === 'node', usesEndpoints: kind === 'pod' || localOnly };
 }
 
-/** Ports of a status, for Service and Ingress `status.loadBalancer.ingress[].ports`. */
-export function statusIngress(status: LoadBalancerStatus): Array<Record<string, unknown>> {
+/**
+ * `status.loadBalancer.ingress` of a Service or Ingress. Services get `ipMode: VIP` (what the
+ * apiserver defaults it to), so that comparing with what is stored finds no difference.
+ */
+export function statusIngress(status: LoadBalancerStatus, ipMode?: 'VIP'): Array<Record<string, unknown>> {
   return status.ingress.map((i) => ({
-    ...(i.ip ? { ip: i.ip } : {}),
+    ...(i.ip ? { ip: i.ip, ...(ipMode ? { ipMode } : {}) } : {}),
     ...(i.hostname ? { hostname: i.hostname } : {}),
     ...(i.ports?.length
       ? { ports: i.ports.map((p) => ({ port: p.port, protocol: p.protocol, ...(p.error ? { error: p.error } : {}) })) }
@@ -223,7 +227,7 @@ export class ServiceSource implements LoadBalancerSource<ServiceObject> {
   /** Writes `status.loadBalancer.ingress` and the `klb.io/LoadBalancerReady` condition when they changed. */
   async writeOutcome(client: KubeClient, svc: ServiceObject, outcome: Outcome): Promise<boolean> {
     const current = svc.status ?? {};
-    const ingress = outcome.ok ? statusIngress(outcome.status) : (current.loadBalancer?.ingress ?? []);
+    const ingress = outcome.ok ? statusIngress(outcome.status, 'VIP') : (current.loadBalancer?.ingress ?? []);
     const condition = outcome.ok
       ? {
           type: SERVICE_CONDITION,
@@ -243,7 +247,7 @@ export class ServiceSource implements LoadBalancerSource<ServiceObject> {
       existing?.status === condition.status &&
       existing.reason === condition.reason &&
       existing.message === condition.message;
-    if (sameCondition && JSON.stringify(current.loadBalancer?.ingress ?? []) === JSON.stringify(ingress)) return false;
+    if (sameCondition && isDeepStrictEqual(current.loadBalancer?.ingress ?? [], ingress)) return false;
     const stamped = {
       ...condition,
       observedGeneration: svc.metadata?.generation ?? 0,
