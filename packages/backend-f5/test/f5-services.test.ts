@@ -5,7 +5,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { F5Backend, IControlClient } from '@klb/backend-f5';
-import { KubeClient, type KubeObject, LoadBalancerController, type Logger, type ServiceObject } from '@klb/core';
+import {
+  type AddressAllocator,
+  KubeClient,
+  type KubeObject,
+  LoadBalancerController,
+  type Logger,
+  type ServiceObject,
+} from '@klb/core';
+import { installAddressClaimCrd, KubeIpam, parsePoolConfig } from '@klb/ipam';
 import {
   type ControlPlane,
   type F5Emulator,
@@ -62,8 +70,17 @@ function testLogger(bindings: Record<string, unknown> = {}): Logger {
   };
 }
 
+/** KLB's IPAM (AddressClaims in the API) with one pool, as the reference controller runs it. */
+function ipam(): AddressAllocator {
+  return new KubeIpam({
+    kubeConfig: cp().kubeConfig,
+    pools: parsePoolConfig({ pools: [{ name: 'f5-vips', addresses: ['10.200.0.0/22'] }] }),
+    namespace: 'klb-ipam',
+  });
+}
+
 function startController(
-  options: { lbClass?: string; controllerId?: string; kubeUser?: string } = {},
+  options: { lbClass?: string; controllerId?: string; kubeUser?: string; allocator?: AddressAllocator } = {},
 ): LoadBalancerController {
   return new LoadBalancerController({
     kubeConfig: options.kubeUser ? cp().kubeConfigFor(options.kubeUser) : cp().kubeConfig,
@@ -75,7 +92,7 @@ function startController(
       logger: testLogger({ c: options.controllerId ?? 'klb' }),
     }),
     logger: testLogger({ c: options.controllerId ?? 'klb' }),
-    allocator: new HashAllocator(),
+    allocator: options.allocator ?? ipam(),
     services: { loadBalancerClass: options.lbClass ?? CLASS },
     configMaps: false,
     ingress: false,
@@ -89,6 +106,8 @@ if (!missing) {
   client = new KubeClient(plane.kubeConfig);
   f5 = await startF5Emulator({ partitions: ['klb'], seed: 7 });
   for (let i = 1; i <= 3; i++) await createNode(client, `node-${i}`, `192.0.2.${i}`);
+  await installAddressClaimCrd(plane.kubeConfig);
+  await client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'klb-ipam' } });
   controller = startController();
   await controller.start();
   test.after(async () => {
@@ -138,6 +157,7 @@ it('full lifecycle: a Service becomes F5 objects, its deletion leaves nothing', 
   const ns = await namespace(client, 'f5life');
   await client.create(`/api/v1/namespaces/${ns}/services`, lbService('web', [80, 443], CLASS));
   const ip = await waitUntil('status', () => ingressIp(ns, 'web'));
+  assert.match(ip, /^10\.200\.[0-3]\.\d+$/, 'the VIP comes from the @klb/ipam pool');
   const o = await waitUntil('F5 objects', () => {
     const found = objectsOf(ns);
     return found.virtuals.length === 2 ? found : undefined;
@@ -235,15 +255,17 @@ it('a token that expires mid-run is replaced and the reconcile goes on', async (
 
 it('a failing transaction leaves nothing behind; the Service converges once the conflict is gone', async () => {
   const ns = await namespace(client, 'f5fail');
-  const vip = (await new HashAllocator().allocate({ kind: 'Service', namespace: ns, name: 'clash', uid: 'x' }, {}))
-    .addresses[0];
+  const vip = '10.200.3.250';
   const admin = f5Client();
   await admin.request('POST', '/mgmt/tm/ltm/pool', { body: { name: 'squatter', partition: 'klb' } });
   await admin.request('POST', '/mgmt/tm/ltm/virtual', {
     body: { name: 'squatter', partition: 'klb', destination: `/klb/${vip}:80`, pool: '/klb/squatter' },
   });
   const mark = f5.calls.length;
-  await client.create(`/api/v1/namespaces/${ns}/services`, lbService('clash', [80, 81], CLASS));
+  await client.create(
+    `/api/v1/namespaces/${ns}/services`,
+    lbService('clash', [80, 81], CLASS, { loadBalancerIP: vip }),
+  );
   await waitUntil('a failed commit', () =>
     f5.calls
       .records()
@@ -381,6 +403,7 @@ it("when the controller's Kubernetes credentials fail, nothing is deleted on the
     lbClass: 'klb.io/f5-rbac',
     controllerId: 'rbac',
     kubeUser: 'klb-controller',
+    allocator: new HashAllocator(),
   });
   await rbacController.start();
   try {
