@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
@@ -429,7 +429,7 @@ export class LoadBalancerController {
       }
     }
     const spec: LoadBalancerSpec = { ...draft.spec, addresses };
-    const hash = JSON.stringify(spec);
+    const hash = createHash('sha256').update(JSON.stringify(spec)).digest('base64');
     const previous = this.#known.get(key);
     const changed = previous?.specHash !== hash;
     if (changed) this.#events.record(finalized, 'Normal', 'EnsuringLoadBalancer', 'Ensuring load balancer');

@@ -28,6 +28,8 @@ export interface RecordingBackendOptions {
   readonly allocateAddress?: (n: number) => string;
   /** Milliseconds each call takes (simulated I/O, honouring the abort signal); default 0. */
   readonly latencyMs?: number;
+  /** Keep every call in {@link RecordingBackend.calls}; default true (false for long benchmarks). */
+  readonly recordCalls?: boolean;
 }
 
 const DEFAULT_CAPABILITIES: BackendCapabilities = {
@@ -130,7 +132,9 @@ export class RecordingBackend implements LoadBalancerBackend {
   }
 
   async #enter(method: RecordedCall['method'], id: string | undefined, ctx: BackendContext, spec?: LoadBalancerSpec) {
-    this.calls.push({ method, ...(id === undefined ? {} : { id }), ...(spec ? { spec } : {}), at: Date.now() });
+    if (this.#options.recordCalls !== false) {
+      this.calls.push({ method, ...(id === undefined ? {} : { id }), ...(spec ? { spec } : {}), at: Date.now() });
+    }
     const latency = this.#options.latencyMs ?? 0;
     if (latency > 0) {
       await new Promise<void>((resolve, reject) => {
