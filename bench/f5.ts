@@ -143,9 +143,11 @@ const fifty = nodes(50);
   // Let the snapshot age out so the resync reads the BIG-IP, as a periodic resync would.
   await new Promise((resolve) => setTimeout(resolve, 5100));
   let mark = f5.calls.length;
+  const resyncStarted = performance.now();
   await bounded(specs, concurrency, async (s) => {
     await backend.ensure(s, ctx);
   });
+  line('noop_resync_s', (performance.now() - resyncStarted) / 1000, 's');
   let counts = f5.calls.counts(mark);
   line('noop_writes', counts.writes + counts.queued, 'writes');
   line('noop_reads', counts.reads / services, 'reads/lb');
