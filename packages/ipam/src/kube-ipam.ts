@@ -351,6 +351,8 @@ export class KubeIpam {
       for (let attempt = 0; attempt < attempts; attempt++) {
         const plan = this.#allocator.plan(owner, request);
         if (plan.unchanged) {
+          // Memory may be stale when another instance changed the claims: confirm them.
+          if (!(await this.#confirm(owner, plan.addresses))) continue;
           result = this.#allocator.get(owner) as Allocation;
           return result;
         }
@@ -392,6 +394,26 @@ export class KubeIpam {
         );
       }
     }
+  }
+
+  /**
+   * Re-reads the claims of `addresses` into memory; true when every one still lists `owner`.
+   */
+  async #confirm(owner: AllocationOwner, addresses: readonly string[]): Promise<boolean> {
+    let confirmed = true;
+    for (const address of addresses) {
+      const current = await this.#read(addressClaimName(address));
+      const holders = current ? claimHolders(current) : [];
+      if (!holders.some((h) => h.owner.uid === owner.uid)) {
+        confirmed = false;
+        this.#log.warn(
+          { address, owner: `${owner.namespace}/${owner.name}` },
+          'claim changed by someone else; re-allocating',
+        );
+      }
+      this.#allocator.setHolders(address, holders, current?.spec.pool);
+    }
+    return confirmed;
   }
 
   /**

@@ -319,6 +319,27 @@ it('sharing across two instances: same key and disjoint ports share, overlapping
   assert.equal((await claimMap(ns)).get(x.addresses[0] as string), [dnsUdp.uid]);
 });
 
+it('an instance with stale memory re-checks the claim instead of returning a re-assigned address', async () => {
+  const ns = await namespace();
+  const pools: PoolSpec[] = [{ name: 's', addresses: ['10.16.0.0/29'] }];
+  const a = ipam(ns, pools);
+  await a.start();
+  const first = ownerOf(await service(ns, 'first'));
+  const second = ownerOf(await service(ns, 'second'));
+  const x = (await a.allocate(first)).addresses;
+  const b = ipam(ns, pools);
+  await b.start();
+  assert.equal(b.get(first)?.addresses, x, 'b imported the claim');
+  // a frees the address and gives it to another owner; b does not know.
+  await a.release(first);
+  await a.allocate(second, { addresses: x });
+  const again = await b.allocate(first);
+  assert.not.equal(again.addresses, x);
+  const recorded = await claimMap(ns);
+  assert.equal(recorded.get(x[0] as string), [second.uid]);
+  assert.equal(recorded.get(again.addresses[0] as string), [first.uid]);
+});
+
 it('two allocator processes racing for the last free addresses: no duplicates, losers get POOL_EXHAUSTED', async () => {
   for (let round = 0; round < 3; round++) {
     const ns = await namespace();
