@@ -279,6 +279,28 @@ function normalizeShare(sharingKey: unknown, ports: unknown): Share {
   return { key: sharingKey as string | undefined, ports: set, list };
 }
 
+/** Like normalizeShare, but never throws: for records read back from the API. */
+function importShare(sharingKey: unknown, ports: unknown): Share {
+  const key = typeof sharingKey === 'string' && SHARING_KEY.test(sharingKey) ? sharingKey : undefined;
+  const valid = Array.isArray(ports)
+    ? ports.filter(
+        (p: PortSpec) =>
+          typeof p === 'object' &&
+          p !== null &&
+          PROTOCOLS.has(p.protocol) &&
+          Number.isInteger(p.port) &&
+          p.port >= 1 &&
+          p.port <= 65535,
+      )
+    : [];
+  return normalizeShare(key, valid);
+}
+
+/** True when `key` is a valid sharing key (1-253 characters of letters, digits and `._:/-`). */
+export function isValidSharingKey(key: string): boolean {
+  return SHARING_KEY.test(key);
+}
+
 function normalizeRequest(owner: AllocationOwner, req: AllocationRequest): NormalRequest {
   if (typeof req !== 'object' || req === null) throw invalid('request must be an object');
   let addresses: NormalRequest['addresses'];
@@ -859,7 +881,7 @@ export class Allocator {
     }
     for (const h of holders) {
       const state = this.#owners.get(h.owner.uid);
-      const share = normalizeShare(h.sharingKey, h.ports);
+      const share = importShare(h.sharingKey, h.ports);
       if (!state) {
         this.#place(h.owner, [text], share, pool);
         continue;

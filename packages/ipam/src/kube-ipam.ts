@@ -18,7 +18,7 @@ import {
   buildAddressClaim,
   claimHolders,
 } from './address-claim.js';
-import { type AllocationPlan, Allocator, checkOwner } from './allocator.js';
+import { type AllocationPlan, Allocator, checkOwner, isValidSharingKey } from './allocator.js';
 import { IpamError, isIpamError } from './errors.js';
 import { canonicalAddress, parseAddress } from './ip.js';
 import { listAll } from './kube-list.js';
@@ -88,9 +88,10 @@ function portsOverlap(a: readonly PortSpec[] | undefined, b: readonly PortSpec[]
   return (b ?? []).some((p) => set.has(`${p.protocol}/${p.port}`));
 }
 
+/** The sharing key annotation of an imported object; an invalid value counts as none. */
 function sharingKeyOf(annotations: Record<string, string> | undefined): string | undefined {
   const value = annotations?.[SHARING_KEY_ANNOTATION]?.trim();
-  return value ? value : undefined;
+  return value && isValidSharingKey(value) ? value : undefined;
 }
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -183,7 +184,16 @@ export class KubeIpam {
     const concurrency = this.#options.importConcurrency ?? 16;
     await mapLimit(pending, concurrency, async ({ live: l, address }) => {
       const plan = { pool: this.#allocator.poolOf(address) ?? '', sharingKey: l.sharingKey, ports: l.ports };
-      const outcome = await this.#claim(address, l.owner, plan);
+      let outcome: ClaimOutcome;
+      try {
+        outcome = await this.#claim(address, l.owner, plan);
+      } catch (err) {
+        // The apiserver rejects the claim itself (e.g. a name or port it will not store): one
+        // bad object must not stop the import. Transient errors still fail start().
+        if (!isIpamError(err) || status(err.cause) !== 422) throw err;
+        this.#log.warn({ address, owner: `${l.owner.namespace}/${l.owner.name}`, err: err.message }, 'cannot import');
+        return;
+      }
       if (outcome === 'lost') {
         const holder = this.#allocator.holders(address)[0]?.owner;
         this.#log.warn(

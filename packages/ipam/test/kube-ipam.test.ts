@@ -501,6 +501,28 @@ it('bad configuration and bad requests: typed errors, existing allocations untou
   assert.is(await code(one.allocate(b, { addresses: got.addresses })), 'ADDRESS_TAKEN');
   assert.is(await code(one.allocate({ ...b, uid: '' })), 'INVALID_REQUEST');
   assert.equal(await claimMap(ns), before, 'nothing changed in the API');
+
+  // Bad input in the cluster does not stop an import: an invalid sharing-key annotation is
+  // ignored (the address is imported as exclusive), a claim whose name does not match its
+  // address is skipped.
+  const odd = await service(ns, 'odd', '10.15.0.6', { 'klb.io/allow-shared-ip': 'not a valid key!' });
+  await custom().createNamespacedCustomObject({
+    group: ADDRESS_CLAIM_GROUP,
+    version: ADDRESS_CLAIM_VERSION,
+    namespace: ns,
+    plural: ADDRESS_CLAIM_PLURAL,
+    body: {
+      apiVersion: 'ipam.klb.io/v1alpha1',
+      kind: 'AddressClaim',
+      metadata: { name: 'ipv4-10-15-0-5' },
+      spec: { address: '10.15.0.4', family: 'IPv4', holders: [{ ...b, kind: 'Service' }] },
+    },
+  });
+  const restarted = ipam(ns, pools);
+  await restarted.start();
+  assert.equal(restarted.get(ownerOf(odd))?.addresses, ['10.15.0.6']);
+  assert.equal(restarted.get(a)?.addresses, got.addresses);
+  assert.is(restarted.get(b), undefined, 'the mismatched claim was not imported');
 });
 
 test.run();
