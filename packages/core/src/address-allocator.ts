@@ -12,6 +12,20 @@ export interface AddressOwner {
   readonly uid: string;
 }
 
+/** A port a load balancer listens on. */
+export interface AddressPort {
+  /** Protocol. */
+  readonly protocol: 'TCP' | 'UDP' | 'SCTP';
+  /** Port number. */
+  readonly port: number;
+}
+
+/** What the allocator answers. */
+export interface AddressAllocation {
+  /** The allocated addresses, one per family. */
+  readonly addresses: readonly string[];
+}
+
 /** What a load balancer asks of the address allocator. */
 export interface AddressRequest {
   /** Specific addresses wanted (`spec.loadBalancerIP`, the `klb.io/load-balancer-ips` annotation). */
@@ -25,7 +39,7 @@ export interface AddressRequest {
   /** Owners with the same key may share an address when their ports do not overlap (`klb.io/allow-shared-ip`). */
   readonly sharingKey?: string;
   /** Ports the load balancer listens on (for sharing). */
-  readonly ports?: Array<{ protocol: 'TCP' | 'UDP' | 'SCTP'; port: number }>;
+  readonly ports?: AddressPort[];
   /** Namespace of the owner (pool namespace selectors). */
   readonly namespace?: string;
   /** Labels of the owner (pool label selectors). */
@@ -43,7 +57,7 @@ export interface AddressAllocator {
   /** Imports existing assignments; the engine allocates nothing before it resolves. */
   start(): Promise<void>;
   /** Allocates (or returns the owner's existing) addresses. */
-  allocate(owner: AddressOwner, request: AddressRequest): Promise<{ readonly addresses: readonly string[] }>;
+  allocate(owner: AddressOwner, request: AddressRequest): Promise<AddressAllocation>;
   /** Releases the owner's addresses; releasing nothing succeeds. */
   release(owner: AddressOwner): Promise<void>;
 }

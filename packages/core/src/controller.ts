@@ -9,13 +9,13 @@ import { isRetryAfterError, isTerminalError, TerminalError } from './errors.js';
 import { EventRecorder } from './event-recorder.js';
 import { type HealthServer, startHealthServer } from './health-server.js';
 import { Informer, objectKey } from './informer.js';
-import { IngressSource } from './ingress-source.js';
+import { IngressSource, type IngressSourceOptions } from './ingress-source.js';
 import { isConflict, KubeClient, type KubeObject } from './kube-client.js';
 import type { EndpointSliceObject, NodeObject, SecretObject, ServiceObject } from './kube-types.js';
-import { LeaderElector } from './leader-election.js';
+import { type LeaderElectionOptions, LeaderElector } from './leader-election.js';
 import { type Logger, silentLogger } from './logger.js';
 import { ControllerMetrics } from './metrics.js';
-import { ServiceSource } from './service-source.js';
+import { ServiceSource, type ServiceSourceOptions } from './service-source.js';
 import type { Dependencies, LoadBalancerSource, Outcome, SourceWorld } from './source.js';
 import { type LoadBalancerRef, type LoadBalancerSpec, parseLoadBalancerId, type SourceKind } from './spec.js';
 import { nodeTargetFingerprint, serviceEndpoints } from './targets.js';
@@ -33,11 +33,11 @@ export interface LoadBalancerControllerOptions {
   /** The address allocator (`@klb/ipam`); required unless the backend allocates addresses. */
   readonly allocator?: AddressAllocator;
   /** Service source settings; `false` disables Services. */
-  readonly services?: { readonly loadBalancerClass?: string; readonly handleUnclassed?: boolean } | false;
+  readonly services?: ServiceSourceOptions | false;
   /** Whether to serve the original `app=loadbalancer` ConfigMaps; default true. */
   readonly configMaps?: boolean;
-  /** Ingress source settings; `false` disables Ingress (the default when the backend has no L7). */
-  readonly ingress?: { readonly ingressClassName?: string } | false;
+  /** Ingress source settings; `false` disables Ingress (it is off anyway when the backend has no L7). */
+  readonly ingress?: IngressSourceOptions | false;
   /** Node address types in order of preference; default `InternalIP`, `ExternalIP`. */
   readonly nodeAddressPreference?: readonly string[];
   /** Concurrent reconciles; default 4. */
@@ -45,14 +45,7 @@ export interface LoadBalancerControllerOptions {
   /** Period of the full resync (drift repair), in ms; default 10 minutes; 0 disables it. */
   readonly resyncPeriodMs?: number;
   /** Leader election; without it this replica always acts (run one replica only). */
-  readonly leaderElection?: {
-    readonly namespace: string;
-    readonly identity: string;
-    readonly name?: string;
-    readonly leaseDurationMs?: number;
-    readonly renewDeadlineMs?: number;
-    readonly retryPeriodMs?: number;
-  };
+  readonly leaderElection?: LeaderElectionOptions;
   /** Port for /healthz, /readyz and /metrics; absent: no server. */
   readonly healthPort?: number;
   /** Host to bind the health server; default `0.0.0.0`. */
@@ -212,7 +205,7 @@ export class LoadBalancerController {
     this.#log.info({}, 'address assignments imported; ready');
     const election = this.#opts.leaderElection;
     if (election) {
-      const elector = new LeaderElector(this.#client, { ...election, logger: this.#log });
+      const elector = new LeaderElector(this.#client, { logger: this.#log, ...election });
       this.#electionDone = elector.run(
         {
           onStartedLeading: (signal) => this.#lead(signal),

@@ -5,7 +5,13 @@
  *
  * @packageDocumentation
  */
-export type { AddressAllocator, AddressOwner, AddressRequest } from './address-allocator.js';
+export type {
+  AddressAllocation,
+  AddressAllocator,
+  AddressOwner,
+  AddressPort,
+  AddressRequest,
+} from './address-allocator.js';
 export { ANNOTATION_PREFIX, Annotations } from './annotations.js';
 export type { BackendCapabilities, BackendContext, LoadBalancerBackend } from './backend.js';
 export { type BackoffOptions, backoffDelay, sleep } from './backoff.js';
@@ -36,19 +42,38 @@ export {
   withQuery,
 } from './kube-client.js';
 export type {
+  ConditionJson,
   ConfigMapObject,
+  EndpointJson,
+  EndpointPortJson,
   EndpointSliceObject,
   IngressBackend,
   IngressObject,
+  IngressPathJson,
+  IngressRuleJson,
+  IngressTlsJson,
+  LoadBalancerIngressJson,
+  NodeAddressJson,
+  NodeConditionJson,
   NodeObject,
   SecretObject,
   ServiceObject,
+  ServicePortJson,
+  ServiceSpecJson,
 } from './kube-types.js';
 export { type LeaderCallbacks, type LeaderElectionOptions, LeaderElector } from './leader-election.js';
 export { type Logger, silentLogger } from './logger.js';
 export { ControllerMetrics } from './metrics.js';
 export { SERVICE_CONDITION, ServiceSource, type ServiceSourceOptions } from './service-source.js';
-export type { Dependencies, Draft, LoadBalancerSource, Outcome, SourceWorld } from './source.js';
+export type {
+  Dependencies,
+  Draft,
+  FailureOutcome,
+  LoadBalancerSource,
+  Outcome,
+  SourceWorld,
+  SuccessOutcome,
+} from './source.js';
 export {
   type HealthCheck,
   type HttpRoute,
@@ -69,5 +94,5 @@ export {
   type TlsCertificate,
   type Upstream,
 } from './spec.js';
-export { EXCLUDE_FROM_LB_LABEL, familyOf, nodeEligible } from './targets.js';
+export { EXCLUDE_FROM_LB_LABEL, familyOf, nodeEligible, type ServiceEndpoint } from './targets.js';
 export { WorkQueue, type WorkQueueObserver, type WorkQueueOptions } from './work-queue.js';

@@ -1,86 +1,175 @@
 import type { KubeObject } from './kube-client.js';
 
-/** The Service fields KLB reads (plain JSON, as the API serves it). */
-export interface ServiceObject extends KubeObject {
-  /** Service spec. */
-  spec?: {
-    /** `LoadBalancer`, `NodePort`, `ClusterIP`, `ExternalName`. */
-    type?: string;
-    /** Owning load balancer implementation. */
-    loadBalancerClass?: string;
-    /** Deprecated single requested address. */
-    loadBalancerIP?: string;
-    /** Allowed client CIDRs. */
-    loadBalancerSourceRanges?: string[];
-    /** `Cluster` or `Local`. */
-    externalTrafficPolicy?: string;
-    /** Node port answering node-local health checks, for `Local`. */
-    healthCheckNodePort?: number;
-    /** `None` or `ClientIP`. */
-    sessionAffinity?: string;
-    /** Affinity settings. */
-    sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } };
-    /** Ports. */
-    ports?: Array<{ name?: string; protocol?: string; port: number; nodePort?: number; targetPort?: number | string }>;
-    /** Cluster IPs. */
-    clusterIP?: string;
-    /** Cluster IPs, one per family. */
-    clusterIPs?: string[];
-    /** Families in order. */
-    ipFamilies?: string[];
-    /** `SingleStack`, `PreferDualStack`, `RequireDualStack`. */
-    ipFamilyPolicy?: string;
+/** A Service port. */
+export interface ServicePortJson {
+  /** Port name (unique within the Service). */
+  name?: string;
+  /** `TCP`, `UDP` or `SCTP`. */
+  protocol?: string;
+  /** The Service port. */
+  port: number;
+  /** The node port, for NodePort and LoadBalancer Services. */
+  nodePort?: number;
+  /** The pods' port, by number or name. */
+  targetPort?: number | string;
+}
+
+/** One entry of `status.loadBalancer.ingress`. */
+export interface LoadBalancerIngressJson {
+  /** IP address. */
+  ip?: string;
+  /** Host name. */
+  hostname?: string;
+  /** `VIP` or `Proxy`. */
+  ipMode?: string;
+  /** Per-port status. */
+  ports?: unknown[];
+}
+
+/** A status condition (`metav1.Condition`). */
+export interface ConditionJson {
+  /** Condition type. */
+  type: string;
+  /** `True`, `False` or `Unknown`. */
+  status: string;
+  /** CamelCase reason. */
+  reason?: string;
+  /** Human-readable message. */
+  message?: string;
+  /** When `status` last changed (RFC 3339). */
+  lastTransitionTime?: string;
+  /** The generation the condition was set for. */
+  observedGeneration?: number;
+}
+
+/** The Service spec fields KLB reads. */
+export interface ServiceSpecJson {
+  /** `LoadBalancer`, `NodePort`, `ClusterIP`, `ExternalName`. */
+  type?: string;
+  /** Owning load balancer implementation. */
+  loadBalancerClass?: string;
+  /** Deprecated single requested address. */
+  loadBalancerIP?: string;
+  /** Allowed client CIDRs. */
+  loadBalancerSourceRanges?: string[];
+  /** `Cluster` or `Local`. */
+  externalTrafficPolicy?: string;
+  /** Node port answering node-local health checks, for `Local`. */
+  healthCheckNodePort?: number;
+  /** `None` or `ClientIP`. */
+  sessionAffinity?: string;
+  /** Affinity settings: `clientIP.timeoutSeconds`. */
+  sessionAffinityConfig?: {
+    /** Client IP affinity. */
+    clientIP?: {
+      /** How long a client sticks. */
+      timeoutSeconds?: number;
+    };
   };
-  /** Service status. */
+  /** Ports. */
+  ports?: ServicePortJson[];
+  /** Cluster IP. */
+  clusterIP?: string;
+  /** Cluster IPs, one per family. */
+  clusterIPs?: string[];
+  /** Families in order. */
+  ipFamilies?: string[];
+  /** `SingleStack`, `PreferDualStack`, `RequireDualStack`. */
+  ipFamilyPolicy?: string;
+}
+
+/** A Service (plain JSON, as the API serves it). */
+export interface ServiceObject extends KubeObject {
+  /** Spec. */
+  spec?: ServiceSpecJson;
+  /** Status. */
   status?: {
-    /** Load balancer status. */
-    loadBalancer?: { ingress?: Array<{ ip?: string; hostname?: string; ipMode?: string; ports?: unknown[] }> };
+    /** Load balancer status: `ingress` entries. */
+    loadBalancer?: {
+      /** Where it is reachable. */
+      ingress?: LoadBalancerIngressJson[];
+    };
     /** Conditions. */
-    conditions?: Array<{
-      type: string;
-      status: string;
-      reason?: string;
-      message?: string;
-      lastTransitionTime?: string;
-      observedGeneration?: number;
-    }>;
+    conditions?: ConditionJson[];
   };
 }
 
-/** The Node fields KLB reads. */
+/** A node condition or address: `type` and a value. */
+export interface NodeConditionJson {
+  /** Condition type, e.g. `Ready`. */
+  type: string;
+  /** `True`, `False` or `Unknown`. */
+  status: string;
+}
+
+/** A node address. */
+export interface NodeAddressJson {
+  /** `InternalIP`, `ExternalIP`, `Hostname`. */
+  type: string;
+  /** The address. */
+  address: string;
+}
+
+/** A Node (the fields KLB reads). */
 export interface NodeObject extends KubeObject {
-  /** Node spec. */
-  spec?: { unschedulable?: boolean };
-  /** Node status. */
+  /** Spec: `unschedulable`. */
+  spec?: {
+    /** Cordoned. */
+    unschedulable?: boolean;
+  };
+  /** Status. */
   status?: {
     /** Conditions, of which `Ready` matters. */
-    conditions?: Array<{ type: string; status: string }>;
-    /** Addresses by type (`InternalIP`, `ExternalIP`, `Hostname`). */
-    addresses?: Array<{ type: string; address: string }>;
+    conditions?: NodeConditionJson[];
+    /** Addresses by type. */
+    addresses?: NodeAddressJson[];
   };
 }
 
-/** The EndpointSlice fields KLB reads. */
+/** One endpoint of an EndpointSlice. */
+export interface EndpointJson {
+  /** Pod addresses. */
+  addresses: string[];
+  /** Readiness: `ready`, `serving`, `terminating`. */
+  conditions?: {
+    /** Ready to receive traffic. */
+    ready?: boolean;
+    /** Serving (also while terminating). */
+    serving?: boolean;
+    /** Being shut down. */
+    terminating?: boolean;
+  };
+  /** The node the pod runs on. */
+  nodeName?: string;
+}
+
+/** A port of an EndpointSlice. */
+export interface EndpointPortJson {
+  /** Name, matching the Service port's name. */
+  name?: string;
+  /** Port number on the endpoints. */
+  port?: number;
+  /** Protocol. */
+  protocol?: string;
+}
+
+/** An EndpointSlice (the fields KLB reads). */
 export interface EndpointSliceObject extends KubeObject {
   /** `IPv4`, `IPv6` or `FQDN`. */
   addressType?: string;
   /** Endpoints. */
-  endpoints?: Array<{
-    addresses: string[];
-    conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean };
-    nodeName?: string;
-  }>;
+  endpoints?: EndpointJson[];
   /** Ports. */
-  ports?: Array<{ name?: string; port?: number; protocol?: string }>;
+  ports?: EndpointPortJson[];
 }
 
-/** The ConfigMap fields KLB reads. */
+/** A ConfigMap. */
 export interface ConfigMapObject extends KubeObject {
   /** Data. */
   data?: Record<string, string>;
 }
 
-/** The Secret fields KLB reads. */
+/** A Secret. */
 export interface SecretObject extends KubeObject {
   /** Type, e.g. `kubernetes.io/tls`. */
   type?: string;
@@ -88,28 +177,70 @@ export interface SecretObject extends KubeObject {
   data?: Record<string, string>;
 }
 
-/** The Ingress fields KLB reads. */
+/** An Ingress backend reference: a Service and its port (by number or name). */
+export interface IngressBackend {
+  /** The Service: `name` and `port.number` or `port.name`. */
+  service?: {
+    /** Service name (same namespace). */
+    name: string;
+    /** The Service port. */
+    port?: {
+      /** By number. */
+      number?: number;
+      /** By name. */
+      name?: string;
+    };
+  };
+}
+
+/** An Ingress path rule. */
+export interface IngressPathJson {
+  /** The path. */
+  path?: string;
+  /** `Prefix`, `Exact` or `ImplementationSpecific`. */
+  pathType?: string;
+  /** Where it goes. */
+  backend: IngressBackend;
+}
+
+/** An Ingress rule. */
+export interface IngressRuleJson {
+  /** Host name (or `*.domain`). */
+  host?: string;
+  /** HTTP paths: `paths`. */
+  http?: {
+    /** Path rules. */
+    paths: IngressPathJson[];
+  };
+}
+
+/** An Ingress TLS entry. */
+export interface IngressTlsJson {
+  /** Host names the certificate is for. */
+  hosts?: string[];
+  /** The `kubernetes.io/tls` Secret. */
+  secretName?: string;
+}
+
+/** An Ingress (networking.k8s.io/v1; the fields KLB reads). */
 export interface IngressObject extends KubeObject {
-  /** Ingress spec. */
+  /** Spec. */
   spec?: {
     /** Class. */
     ingressClassName?: string;
     /** Default backend. */
     defaultBackend?: IngressBackend;
     /** TLS. */
-    tls?: Array<{ hosts?: string[]; secretName?: string }>;
+    tls?: IngressTlsJson[];
     /** Rules. */
-    rules?: Array<{
-      host?: string;
-      http?: { paths: Array<{ path?: string; pathType?: string; backend: IngressBackend }> };
-    }>;
+    rules?: IngressRuleJson[];
   };
-  /** Ingress status. */
-  status?: { loadBalancer?: { ingress?: Array<{ ip?: string; hostname?: string; ports?: unknown[] }> } };
-}
-
-/** An Ingress backend reference. */
-export interface IngressBackend {
-  /** The Service and port. */
-  service?: { name: string; port?: { number?: number; name?: string } };
+  /** Status: `loadBalancer.ingress`. */
+  status?: {
+    /** Load balancer status. */
+    loadBalancer?: {
+      /** Where it is reachable. */
+      ingress?: LoadBalancerIngressJson[];
+    };
+  };
 }

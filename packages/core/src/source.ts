@@ -44,10 +44,24 @@ export interface Draft {
   readonly dependencies: Dependencies;
 }
 
+/** A reconcile that realised the load balancer. */
+export interface SuccessOutcome {
+  /** Always true. */
+  readonly ok: true;
+  /** What the backend returned. */
+  readonly status: LoadBalancerStatus;
+}
+
+/** A reconcile that ended in a terminal error. */
+export interface FailureOutcome {
+  /** Always false. */
+  readonly ok: false;
+  /** Why the load balancer cannot be realised. */
+  readonly error: TerminalError;
+}
+
 /** How a reconcile ended, for the source to write back to the object. */
-export type Outcome =
-  | { readonly ok: true; readonly status: LoadBalancerStatus }
-  | { readonly ok: false; readonly error: TerminalError };
+export type Outcome = SuccessOutcome | FailureOutcome;
 
 /**
  * A kind of Kubernetes object that declares load balancers: which objects it owns, how they
