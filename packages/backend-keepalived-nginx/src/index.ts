@@ -5,6 +5,38 @@
  *
  * @packageDocumentation
  */
+
+export { writeFileAtomic } from './daemon/atomic-file.js';
+export {
+  type ApplyOutcome,
+  ConfigApplier,
+  type ConfigApplierOptions,
+  ConfigValidationError,
+  type DataPlane,
+} from './daemon/config-applier.js';
+export {
+  type DaemonConfigSnapshot,
+  DaemonConfigWatcher,
+  type DaemonConfigWatcherOptions,
+} from './daemon/config-watcher.js';
+export {
+  type Daemon,
+  type DaemonKeepalivedOptions,
+  type DaemonOptions,
+  type DaemonStatus,
+  runDaemon,
+} from './daemon/daemon.js';
+export { DaemonMetrics } from './daemon/metrics.js';
+export { confirmNginxReload, logOffset, NginxReloadError } from './daemon/nginx-reload.js';
+export { NodeStatusReporter, type NodeStatusReporterOptions } from './daemon/status-reporter.js';
+export {
+  type ProcessExit,
+  ProcessSupervisor,
+  type ProcessSupervisorOptions,
+} from './daemon/supervisor.js';
+export { enableNonlocalBind, NONLOCAL_BIND_SYSCTLS, SysctlError, setSysctl } from './daemon/sysctl.js';
+export { type InterfaceAddress, interfaceAddresses, removeVips } from './daemon/vip-cleanup.js';
+export { VrrpStateTracker } from './daemon/vrrp-state.js';
 export {
   checkDaemonConfigSet,
   DAEMON_CONFIG_API_VERSION,

@@ -67,11 +67,21 @@ export interface ApplyOutcome {
   /** Load balancer id → config version now serving. */
   readonly applied: ReadonlyMap<string, string>;
   /** Load balancer id → why it is left out, with the version seen. */
-  readonly rejected: ReadonlyMap<string, { readonly version: string; readonly message: string }>;
+  readonly rejected: ReadonlyMap<
+    string,
+    {
+      /** The config version that was left out ('' when unreadable). */
+      readonly version: string;
+      /** Why. */
+      readonly message: string;
+    }
+  >;
   /** Node-level problems of this application (validation of the whole config, reload). */
   readonly errors: readonly string[];
   /** The keepalived instances now serving (and their VIPs). */
   readonly instances: readonly KeepalivedInstance[];
+  /** True when load balancers were just left out after a failed reload, so applying again can serve the rest. */
+  readonly retry?: boolean;
 }
 
 interface Build {
@@ -165,7 +175,12 @@ export class ConfigApplier {
   }
 
   /** keepalived's pid files (`-p`, `-r`). */
-  get keepalivedPidFiles(): { readonly main: string; readonly vrrp: string } {
+  get keepalivedPidFiles(): {
+    /** The main process's (`-p`). */
+    readonly main: string;
+    /** The VRRP child's (`-r`). */
+    readonly vrrp: string;
+  } {
     return { main: join(this.#keepalivedDir, 'keepalived.pid'), vrrp: join(this.#keepalivedDir, 'vrrp.pid') };
   }
 
@@ -201,7 +216,7 @@ export class ConfigApplier {
       versions.set(idOf(raw, i), versionOf(raw));
     });
     for (const [id, q] of this.#quarantine) if (versions.get(id) !== q.version) this.#quarantine.delete(id);
-    const candidates = configs.filter((raw, i) => !this.#quarantine.has(idOf(raw, i)));
+    const candidates = this.#keepIncumbents(configs.filter((raw, i) => !this.#quarantine.has(idOf(raw, i))));
     const errors: string[] = [];
 
     let build = await this.#build(candidates);
@@ -244,9 +259,11 @@ export class ConfigApplier {
         await writeFileAtomic(this.nginxConfigPath, previousNginx);
         if (build.keepalived) await writeFileAtomic(this.keepalivedConfigPath, previousKeepalived);
       }
-      errors.push(`reload failed: ${(err as Error).message} (the last good config keeps serving)`);
-      this.#log.error({ err: (err as Error).message }, 'reload failed');
-      return this.#outcome('failed', build, versions, sourceErrors, errors);
+      const message = (err as Error).message;
+      errors.push(`reload failed: ${message} (the last good config keeps serving)`);
+      this.#log.error({ err: message }, 'reload failed');
+      const blamed = this.#blameBind(candidates, message);
+      return { ...this.#outcome('failed', build, versions, sourceErrors, errors), retry: blamed };
     }
     this.#liveChecksum = build.checksum;
     this.#liveNginx = build.nginx.config;
@@ -258,6 +275,73 @@ export class ConfigApplier {
     );
     await this.#pruneTls(build.tlsDir);
     return this.#outcome('reloaded', build, versions, sourceErrors, errors);
+  }
+
+  /**
+   * A load balancer new on this node that claims a VIP:port already serving another one is left
+   * out (quarantined with a conflict message), whatever the ids: a newcomer never takes over the
+   * traffic of a service that is up.
+   */
+  #keepIncumbents(candidates: readonly unknown[]): unknown[] {
+    const sockets = (raw: unknown): string[] => {
+      const c = raw as { addresses?: unknown; listeners?: unknown };
+      if (!Array.isArray(c.addresses) || !Array.isArray(c.listeners)) return [];
+      return c.addresses.flatMap((a) =>
+        (c.listeners as unknown[]).map((l) => {
+          const listener = (typeof l === 'object' && l !== null ? l : {}) as { protocol?: unknown; port?: unknown };
+          return `${listener.protocol === 'UDP' ? 'udp' : 'tcp'} ${String(a)}:${String(listener.port)}`;
+        }),
+      );
+    };
+    const owners = new Map<string, string>();
+    candidates.forEach((raw, i) => {
+      const id = idOf(raw, i);
+      if (this.#good.has(id)) for (const socket of sockets(raw)) owners.set(socket, id);
+    });
+    return candidates.filter((raw, i) => {
+      const id = idOf(raw, i);
+      if (this.#good.has(id)) return true;
+      const taken = sockets(raw).find((socket) => owners.has(socket) && owners.get(socket) !== id);
+      if (taken === undefined) return true;
+      const message = `${taken} is already used by ${owners.get(taken)}, which is serving on this node`;
+      this.#quarantine.set(id, { version: versionOf(raw), message });
+      this.#log.warn({ id, socket: taken }, 'load balancer collides with one that is serving; left out');
+      return false;
+    });
+  }
+
+  /**
+   * After nginx refused a reload because it could not bind `address:port` (in use by another
+   * program), quarantines the changed load balancers that listen there so the others can be
+   * applied. Returns whether any was.
+   */
+  #blameBind(candidates: readonly unknown[], message: string): boolean {
+    const match = /bind\(\) to \[?([0-9a-fA-F:.]+)\]?:(\d+) failed/.exec(message);
+    if (!match) return false;
+    const [, address, port] = match;
+    this.#log.debug({ address, port, candidates: candidates.length }, 'looking for the load balancer that cannot bind');
+    let blamed = false;
+    candidates.forEach((raw, i) => {
+      const id = idOf(raw, i);
+      const good = this.#good.get(id);
+      if (good !== undefined && versionOf(good) === versionOf(raw)) return;
+      const config = raw as { addresses?: unknown; listeners?: unknown };
+      const listens =
+        Array.isArray(config.addresses) &&
+        config.addresses.includes(address) &&
+        Array.isArray(config.listeners) &&
+        config.listeners.some(
+          (l) => typeof l === 'object' && l !== null && String((l as { port?: unknown }).port) === port,
+        );
+      if (!listens) return;
+      this.#quarantine.set(id, {
+        version: versionOf(raw),
+        message: `nginx could not listen on ${address}:${port}: ${message}`,
+      });
+      blamed = true;
+      this.#log.warn({ id, address, port }, 'load balancer cannot listen; left out');
+    });
+    return blamed;
   }
 
   /** Tries the unchanged load balancers, then each changed one on top; quarantines those that break validation. */
@@ -382,7 +466,12 @@ export class ConfigApplier {
   }
 
   /** The live files' content, for tests and diagnostics. */
-  async liveConfigs(): Promise<{ nginx: string; keepalived: string }> {
+  async liveConfigs(): Promise<{
+    /** The live nginx.conf ('' when none yet). */
+    nginx: string;
+    /** The live keepalived.conf ('' when none yet). */
+    keepalived: string;
+  }> {
     const read = (p: string) => readFile(p, 'utf8').catch(() => '');
     return { nginx: await read(this.nginxConfigPath), keepalived: await read(this.keepalivedConfigPath) };
   }

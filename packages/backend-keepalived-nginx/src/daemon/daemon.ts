@@ -56,9 +56,21 @@ export interface DaemonOptions {
   /** Period of the report refresh (and of VRRP state polling), in ms; default 30000, at most 60000. */
   readonly reportIntervalMs?: number;
   /** Where to serve /healthz, /readyz and /metrics, or `false`; default port 10254 on 0.0.0.0. */
-  readonly health?: { readonly host?: string; readonly port: number } | false;
+  readonly health?:
+    | {
+        /** Address to bind; default `0.0.0.0`. */
+        readonly host?: string;
+        /** Port; 0 picks a free one. */
+        readonly port: number;
+      }
+    | false;
   /** Backoff of restarts of nginx/keepalived; default 200 ms doubling to 30 s. */
-  readonly restartBackoff?: { readonly baseMs: number; readonly maxMs: number };
+  readonly restartBackoff?: {
+    /** First delay, in ms. */
+    readonly baseMs: number;
+    /** Largest delay, in ms. */
+    readonly maxMs: number;
+  };
   /** The metrics (default: new, in their own registry). */
   readonly metrics?: DaemonMetrics;
   /** Logger. */
@@ -158,9 +170,7 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
     ...(k !== false && k.bin !== undefined ? { keepalivedBin: k.bin } : {}),
     ...(options.nginx === undefined ? {} : { nginx: stripBin(options.nginx) }),
     keepalived:
-      k === false
-        ? false
-        : { ...stripKeepalived(k), routerId: k.routerId ?? defaultRouterId(options.nodeName) },
+      k === false ? false : { ...stripKeepalived(k), routerId: k.routerId ?? defaultRouterId(options.nodeName) },
     ...(vrrp ? { notifyScript: vrrp.script } : {}),
     logger: log,
     dataPlane: {
@@ -274,16 +284,27 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
       applies++;
       lastApply = outcome;
       metrics.applies.inc({
-        result: outcome.result === 'failed' ? (outcome.errors.some((e) => e.startsWith('reload')) ? 'reload_failed' : 'invalid') : outcome.result,
+        result:
+          outcome.result === 'failed'
+            ? outcome.errors.some((e) => e.startsWith('reload'))
+              ? 'reload_failed'
+              : 'invalid'
+            : outcome.result,
       });
       if (outcome.result === 'reloaded') metrics.lastReload.setToCurrentTime();
       metrics.servicesApplied.set(outcome.applied.size);
       metrics.servicesRejected.set(outcome.rejected.size);
       log.info(
-        { result: outcome.result, applied: outcome.applied.size, rejected: outcome.rejected.size, errors: outcome.errors },
+        {
+          result: outcome.result,
+          applied: outcome.applied.size,
+          rejected: outcome.rejected.size,
+          errors: outcome.errors,
+        },
         'config applied',
       );
       for (const resolve of waiters) resolve(outcome);
+      if (outcome.retry) dirty = true;
       scheduleReport();
     }
   };
@@ -415,9 +436,9 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
           log.warn({ err: String(err) }, 'could not list addresses to remove VIPs');
         });
         await reporting?.catch(() => {});
-        await reporter.publish({ ...(await buildReport()), vrrp: report.vrrp.map((v) => ({ ...v, state: 'STOP' as const })) }, true).catch(
-          (err: unknown) => log.warn({ err: String(err) }, 'could not write the last node report'),
-        );
+        await reporter
+          .publish({ ...(await buildReport()), vrrp: report.vrrp.map((v) => ({ ...v, state: 'STOP' as const })) }, true)
+          .catch((err: unknown) => log.warn({ err: String(err) }, 'could not write the last node report'));
         await health?.close();
         client.close();
         log.info('daemon stopped');

@@ -47,8 +47,12 @@ export async function confirmNginxReload(errorLog: string, offset: number, timeo
   for (;;) {
     const text = await readFrom(errorLog, offset);
     const emerg = text.split('\n').find((line) => line.includes('[emerg]'));
-    if (emerg)
+    // A failed bind() is retried by nginx (5 times, 500 ms apart) before it gives up and keeps the
+    // old config: wait for that verdict, so that the next reload does not read this one's messages.
+    const retrying = emerg?.includes('bind()') === true && !text.includes('still could not bind()');
+    if (emerg && !retrying) {
       throw new NginxReloadError(`nginx rejected the new config: ${emerg.replace(/^.*\[emerg\] /, '')}`, false);
+    }
     if (/start worker process/.test(text)) return;
     if (Date.now() > deadline)
       throw new NginxReloadError(`nginx did not confirm the reload within ${timeoutMs} ms`, true);

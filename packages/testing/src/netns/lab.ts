@@ -57,7 +57,16 @@ export interface NetnsLab {
   /** An address on the link that belongs to no node (`index` 0 is the first), for VIPs. */
   spareAddress(index?: number): string;
   /** The command line that runs `bin args` inside `node`'s namespace. */
-  wrap(node: string, bin: string, args?: readonly string[]): { bin: string; args: string[] };
+  wrap(
+    node: string,
+    bin: string,
+    args?: readonly string[],
+  ): {
+    /** The `ip` binary. */
+    bin: string;
+    /** `netns exec <namespace> <bin> <args...>`. */
+    args: string[];
+  };
   /** Runs `bin args` inside `node`'s namespace and returns its output; rejects when it exits non-zero. */
   exec(node: string, bin: string, args?: readonly string[], timeoutMs?: number): Promise<CommandResult>;
   /** Starts a long-running `bin args` inside `node`'s namespace as process `name` of {@link NetnsLab.processes}. */
