@@ -1,7 +1,8 @@
-import { klbAnnotations, parseAddresses, parseOptions } from './annotations.js';
+import { Annotations, klbAnnotations, parseAddresses, parseOptions } from './annotations.js';
 import { TerminalError } from './errors.js';
+import { IngressSource } from './ingress-source.js';
 import type { KubeClient } from './kube-client.js';
-import type { ConfigMapObject } from './kube-types.js';
+import type { ConfigMapObject, IngressObject, ServiceObject } from './kube-types.js';
 import { l4FromService } from './service-source.js';
 import type { Dependencies, Draft, LoadBalancerSource, Outcome, SourceWorld } from './source.js';
 import { type IpFamily, loadBalancerId } from './spec.js';
@@ -20,14 +21,22 @@ export const ConfigMapKeys = {
   bindIp: 'bind-ip',
   /** Written by KLB: `SUCCESS`, or `ERROR : <reason>`. */
   status: 'status',
+  /** Optional: serve HTTP for this host name (L7, routed to the Service's first port). */
+  host: 'host',
+  /** Optional: serve HTTP for this path prefix (default `/` when `host` is set). */
+  path: 'path',
+  /** Optional: a `kubernetes.io/tls` Secret in the target Service's namespace: HTTPS on 443, HTTP redirects. */
+  tlsSecret: 'tls-secret',
 } as const;
 
 /**
  * The original interface: ConfigMaps labelled `app=loadbalancer` whose `data.target-service-name`
- * (in `data.namespace`) names the Service to expose on all of its ports. KLB writes
+ * (in `data.namespace`) names the Service to expose on all of its ports. With the optional
+ * `host`/`path`/`tls-secret` keys it is an HTTP(S) load balancer instead. KLB writes
  * `data.bind-ip` and `data.status` back, as the original controller did.
  */
 export class ConfigMapSource implements LoadBalancerSource<ConfigMapObject> {
+  readonly #http = new IngressSource();
   /** Always `ConfigMap`. */
   readonly kind = 'ConfigMap' as const;
   /** All ConfigMaps (filtered by label). */
@@ -49,7 +58,8 @@ export class ConfigMapSource implements LoadBalancerSource<ConfigMapObject> {
   references(cm: ConfigMapObject): Pick<Dependencies, 'services' | 'secrets'> {
     const target = cm.data?.[ConfigMapKeys.targetServiceName];
     const ns = cm.data?.[ConfigMapKeys.namespace] || cm.metadata?.namespace;
-    return { services: target ? [`${ns}/${target}`] : [], secrets: [] };
+    const tls = cm.data?.[ConfigMapKeys.tlsSecret];
+    return { services: target ? [`${ns}/${target}`] : [], secrets: tls ? [`${ns}/${tls}`] : [] };
   }
 
   /** Translates the ConfigMap: the target Service's ports, its targets, and any requested bind-ip. */
@@ -83,6 +93,9 @@ export class ConfigMapSource implements LoadBalancerSource<ConfigMapObject> {
     const families: IpFamily[] = requested.length
       ? [familyOf(requested[0] as string) as IpFamily]
       : (service.spec?.ipFamilies?.filter((f): f is IpFamily => f === 'IPv4' || f === 'IPv6').slice(0, 1) ?? ['IPv4']);
+    if (data[ConfigMapKeys.host] !== undefined || data[ConfigMapKeys.path] !== undefined) {
+      return this.#buildHttp(cm, service, world, requested);
+    }
     const { listeners, upstreams, usesNodes, usesEndpoints } = l4FromService(service, world, families);
     const annotations = cm.metadata?.annotations ?? {};
     return {
@@ -115,6 +128,63 @@ export class ConfigMapSource implements LoadBalancerSource<ConfigMapObject> {
         secrets: [],
         nodes: usesNodes,
       },
+    };
+  }
+
+  /**
+   * The optional HTTP keys: an L7 load balancer on port 80 (and 443 with `tls-secret`, HTTP then
+   * redirecting) routing `host`/`path` to the target Service's first port — built as the
+   * equivalent Ingress in the target Service's namespace, so both follow the same rules.
+   */
+  #buildHttp(cm: ConfigMapObject, service: ServiceObject, world: SourceWorld, requested: string[]): Draft {
+    const data = cm.data ?? {};
+    const port = service.spec?.ports?.[0];
+    const backend = { service: { name: service.metadata?.name ?? '', port: { number: port?.port ?? 0 } } };
+    const tlsSecret = data[ConfigMapKeys.tlsSecret];
+    const equivalent: IngressObject = {
+      metadata: {
+        namespace: service.metadata?.namespace ?? '',
+        name: cm.metadata?.name ?? '',
+        annotations: {
+          ...cm.metadata?.annotations,
+          ...(requested.length ? { [Annotations.loadBalancerIPs]: requested.join(',') } : {}),
+        },
+      },
+      spec: {
+        rules: [
+          {
+            ...(data[ConfigMapKeys.host] ? { host: data[ConfigMapKeys.host] } : {}),
+            http: { paths: [{ path: data[ConfigMapKeys.path] || '/', pathType: 'Prefix', backend }] },
+          },
+        ],
+        ...(tlsSecret
+          ? {
+              tls: [
+                {
+                  secretName: tlsSecret,
+                  ...(data[ConfigMapKeys.host] ? { hosts: [data[ConfigMapKeys.host] as string] } : {}),
+                },
+              ],
+            }
+          : {}),
+      },
+    };
+    const draft = this.#http.build(equivalent, world);
+    const ns = cm.metadata?.namespace ?? '';
+    const name = cm.metadata?.name ?? '';
+    return {
+      ...draft,
+      spec: {
+        ...draft.spec,
+        ref: {
+          id: loadBalancerId('ConfigMap', ns, name),
+          kind: 'ConfigMap',
+          namespace: ns,
+          name,
+          uid: cm.metadata?.uid ?? '',
+        },
+      },
+      request: { ...draft.request, namespace: ns, labels: cm.metadata?.labels ?? {} },
     };
   }
 

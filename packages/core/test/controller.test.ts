@@ -336,6 +336,37 @@ it('a ConfigMap naming a missing Service reports ERROR, then converges when the 
   });
 });
 
+it('an original ConfigMap with host and path keys becomes an HTTP load balancer routed to its Service', async () => {
+  const ns = await namespace(client);
+  await client.create(`/api/v1/namespaces/${ns}/services`, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'coffee' },
+    spec: { type: 'NodePort', selector: { app: 'coffee' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+  } as KubeObject);
+  await client.create(`/api/v1/namespaces/${ns}/configmaps`, {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'coffee-http', labels: { app: 'loadbalancer' } },
+    data: { 'target-service-name': 'coffee', host: 'cafe.example.com', path: '/coffee' },
+  } as KubeObject);
+  const spec = await waitUntil('ensured', () => backend.specOf(`configmap/${ns}/coffee-http`));
+  assert.equal(
+    spec.listeners.map((l) => `${l.protocol}/${l.port}`),
+    ['HTTP/80'],
+  );
+  assert.equal(spec.listeners[0]?.routes, [
+    { host: 'cafe.example.com', path: '/coffee', pathType: 'Prefix', upstream: 'coffee-80' },
+  ]);
+  assert.is(spec.ref.kind, 'ConfigMap');
+  await waitUntil('SUCCESS', async () => {
+    const c = await client.get<KubeObject & { data: Record<string, string> }>(
+      `/api/v1/namespaces/${ns}/configmaps/coffee-http`,
+    );
+    return c.data.status === 'SUCCESS' ? true : undefined;
+  });
+});
+
 it('an Ingress of KLB class: host/path routes, TLS from a Secret, status written', async () => {
   const ns = await namespace(client);
   await client.create(`/api/v1/namespaces/${ns}/services`, {
