@@ -1,0 +1,322 @@
+// deploy/: every kustomization rendered and applied with server-side dry-run to a real
+// kube-apiserver (CRDs applied for real first), and the reference controller process run under the
+// shipped RBAC as its own ServiceAccount user: it realises a Service and an original ConfigMap with
+// the keepalived-nginx backend, and fails to when one permission is taken away.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ConfigMapObject, KubeObject, ServiceObject } from '@klb/core';
+import { KubeClient } from '@klb/core';
+import { type ControlPlane, freePort, requireComponents, startControlPlane, which } from '@klb/testing';
+import { KubernetesObjectApi } from '@kubernetes/client-node';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { type Manifest, readManifests, renderKustomization } from './kustomize.js';
+
+const test = suite('deploy manifests and the reference controller under its shipped RBAC');
+const missing = requireComponents('kube-apiserver', 'etcd');
+const it = missing ? test.skip : test;
+
+const root = join(import.meta.dirname, '../../..');
+const deploy = join(root, 'deploy');
+const KUSTOMIZATIONS = ['base', 'keepalived-nginx', 'f5', 'octavia', 'examples/coffee', 'examples/mysql'];
+const CONTROLLER_USER = 'system:serviceaccount:klb-system:klb-controller';
+const SA_GROUPS = ['system:serviceaccounts', 'system:serviceaccounts:klb-system', 'system:authenticated'];
+
+let plane: ControlPlane | undefined;
+let client: KubeClient;
+let objects: KubernetesObjectApi;
+const children = new Set<ChildProcess>();
+const cp = (): ControlPlane => plane as ControlPlane;
+
+async function waitUntil<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await fn();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+async function applyForReal(manifest: Manifest): Promise<void> {
+  try {
+    await objects.create(manifest);
+  } catch (err) {
+    if ((err as { code?: number }).code !== 409) throw err;
+    const current = await objects.read(manifest);
+    await objects.replace({
+      ...manifest,
+      metadata: { ...manifest.metadata, resourceVersion: current.metadata?.resourceVersion },
+    });
+  }
+}
+
+if (!missing) {
+  plane = await startControlPlane({
+    users: [{ name: CONTROLLER_USER, groups: SA_GROUPS }],
+  });
+  client = new KubeClient(plane.kubeConfig);
+  objects = KubernetesObjectApi.makeApiClient(plane.kubeConfig);
+  // CRDs and the klb-system namespace for real: namespaced objects and custom resources need them.
+  for (const crd of renderKustomization(join(deploy, 'base')).filter((o) => o.kind === 'CustomResourceDefinition')) {
+    await applyForReal(crd);
+    await waitUntil(`CRD ${crd.metadata.name} established`, async () => {
+      const got = await client.get<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(
+        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
+      );
+      return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+    });
+  }
+  await client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'klb-system' } });
+  await client.create('/api/v1/namespaces', {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: 'klb-examples' },
+  });
+  test.after(async () => {
+    for (const child of children) child.kill('SIGKILL');
+    client.close();
+    await plane?.stop();
+  });
+}
+
+it('the AddressClaim CRD in deploy/base is the one @klb/ipam ships', () => {
+  assert.equal(
+    readManifests(join(deploy, 'base/addressclaim-crd.yaml')),
+    readManifests(join(root, 'packages/ipam/crds/addressclaims.ipam.klb.io.yaml')),
+  );
+});
+
+if (which('kubectl')) {
+  it('renders like `kubectl kustomize`', () => {
+    for (const k of KUSTOMIZATIONS) {
+      const rendered = execFileSync('kubectl', ['kustomize', join(deploy, k)], { encoding: 'utf8' });
+      const theirs = readManifestsText(rendered);
+      const key = (o: Manifest) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+      const mine = new Map(renderKustomization(join(deploy, k)).map((o) => [key(o), o]));
+      assert.equal([...mine.keys()].sort(), theirs.map(key).sort(), `${k}: same objects`);
+      for (const o of theirs) assert.equal(mine.get(key(o)), o, `${k}: ${key(o)}`);
+    }
+  });
+}
+
+function readManifestsText(text: string): Manifest[] {
+  const file = join(cp().dir, `rendered-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, text);
+  return readManifests(file);
+}
+
+for (const k of KUSTOMIZATIONS) {
+  it(`deploy/${k}: every object is accepted by the apiserver (server-side dry run)`, async () => {
+    const rendered = renderKustomization(join(deploy, k));
+    assert.ok(rendered.length > 0);
+    for (const o of rendered) {
+      const namespaced = o.metadata.namespace ?? (k.startsWith('examples/') ? 'klb-examples' : undefined);
+      const body = { ...o, metadata: { ...o.metadata, ...(namespaced ? { namespace: namespaced } : {}) } };
+      try {
+        const created = await objects.create(body, undefined, 'All');
+        assert.is(created.kind, o.kind);
+      } catch (err) {
+        const status = (err as { code?: number; body?: unknown }).code;
+        // Already there for real (the CRD, the namespace): a dry-run update must be accepted instead.
+        if (status !== 409) throw new Error(`${k}: ${o.kind} ${o.metadata.name}: ${String((err as Error).message)}`);
+        const current = await objects.read(body);
+        await objects.replace(
+          { ...body, metadata: { ...body.metadata, resourceVersion: current.metadata?.resourceVersion } },
+          undefined,
+          'All',
+        );
+      }
+    }
+  });
+}
+
+it('the daemon runs with host networking and adds only NET_ADMIN and NET_RAW; the controller runs as non-root with 2 replicas', () => {
+  const rendered = renderKustomization(join(deploy, 'keepalived-nginx'));
+  const ds = rendered.find((o) => o.kind === 'DaemonSet') as unknown as {
+    spec: {
+      template: { spec: Record<string, unknown> & { containers: Array<{ securityContext: Record<string, unknown> }> } };
+    };
+  };
+  const pod = ds.spec.template.spec;
+  assert.is(pod.hostNetwork, true);
+  assert.ok(pod.nodeSelector, 'only on labelled nodes');
+  for (const c of pod.containers) {
+    assert.is(c.securityContext.privileged, false);
+    assert.equal(c.securityContext.capabilities, { add: ['NET_ADMIN', 'NET_RAW'] });
+  }
+  const deployment = rendered.find((o) => o.kind === 'Deployment') as unknown as {
+    spec: { replicas: number; template: { spec: { securityContext: Record<string, unknown> } } };
+  };
+  assert.is(deployment.spec.replicas, 2);
+  assert.is(deployment.spec.template.spec.securityContext.runAsNonRoot, true);
+});
+
+/** The controller's args and env from the rendered Deployment, run as a local process. */
+function startReferenceController(port: number, podName: string): { child: ChildProcess; output: () => string } {
+  const rendered = renderKustomization(join(deploy, 'keepalived-nginx'));
+  const deployment = rendered.find((o) => o.kind === 'Deployment') as unknown as {
+    spec: { template: { spec: { containers: Array<{ args: string[] }> } } };
+  };
+  const args = deployment.spec.template.spec.containers[0]?.args ?? [];
+  const kubeconfig = cp().writeKubeConfig(CONTROLLER_USER);
+  const child = spawn(
+    process.execPath,
+    [
+      '--conditions=klb-source',
+      '--import',
+      'tsx',
+      join(root, 'examples/reference-controller/src/main.ts'),
+      ...args,
+      `--kubeconfig=${kubeconfig}`,
+      `--port=${port}`,
+      '--host=127.0.0.1',
+    ],
+    { env: { ...process.env, POD_NAME: podName, POD_NAMESPACE: 'klb-system' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.add(child);
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (out += d));
+  child.on('exit', () => children.delete(child));
+  return { child, output: () => out };
+}
+
+async function stopProcess(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  return exited;
+}
+
+async function metric(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+async function setup(ns: string): Promise<void> {
+  await client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  await client
+    .create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'lb-node-1' } } as KubeObject)
+    .catch(() => {});
+  await client.patch('/api/v1/nodes/lb-node-1/status', {
+    status: {
+      conditions: [{ type: 'Ready', status: 'True', reason: 'Test', message: 'set by test' }],
+      addresses: [{ type: 'InternalIP', address: '127.0.0.1' }],
+    },
+  });
+  // The coffee example's Service (NodePort) in this namespace, and its two load balancer forms.
+  for (const o of renderKustomization(join(deploy, 'examples/coffee'))) {
+    if (o.kind !== 'Service' && o.kind !== 'ConfigMap') continue;
+    const body = o.kind === 'ConfigMap' ? { ...o, data: { ...(o.data as object), namespace: ns } } : o;
+    await objects.create({ ...body, metadata: { ...body.metadata, namespace: ns } });
+  }
+}
+
+it('the reference controller under the shipped RBAC realises the coffee Service and ConfigMap (keepalived-nginx)', async () => {
+  for (const o of renderKustomization(join(deploy, 'keepalived-nginx'))) {
+    if (o.kind !== 'Deployment' && o.kind !== 'DaemonSet') await applyForReal(o);
+  }
+  const ns = 'rbac-ok';
+  await setup(ns);
+  const port = await freePort();
+  const { child, output } = startReferenceController(port, 'klb-controller-test-0');
+  try {
+    const lb = await waitUntil(
+      'coffee-lb status',
+      async () =>
+        (await client.get<ServiceObject>(`/api/v1/namespaces/${ns}/services/coffee-lb`)).status?.loadBalancer
+          ?.ingress?.[0]?.ip,
+    );
+    assert.match(lb, /^192\.0\.2\.\d+$/, 'the VIP comes from the klb-pools ConfigMap');
+    const cm = await waitUntil('coffee-configmap status', async () => {
+      const got = await client.get<ConfigMapObject>(`/api/v1/namespaces/${ns}/configmaps/coffee-configmap`);
+      return got.data?.status ? got.data : undefined;
+    });
+    assert.is(cm.status, 'SUCCESS');
+    assert.match(cm['bind-ip'] ?? '', /^192\.0\.2\.\d+$/);
+    assert.is.not(cm['bind-ip'], lb);
+    // The daemon configs the daemons read, the claims, the lease, metrics and readiness.
+    for (const name of [`service.${ns}.coffee-lb`, `configmap.${ns}.coffee-configmap`]) {
+      const secret = await client.get<KubeObject & { type?: string }>(`/api/v1/namespaces/klb-system/secrets/${name}`);
+      assert.is(secret.type, 'klb.io/daemon-config');
+    }
+    const claims = await client.list('/apis/ipam.klb.io/v1alpha1/namespaces/klb-system/addressclaims');
+    assert.ok(claims.items.length >= 2);
+    const lease = await client.get<KubeObject & { spec?: { holderIdentity?: string } }>(
+      '/apis/coordination.k8s.io/v1/namespaces/klb-system/leases/klb-controller',
+    );
+    assert.is(lease.spec?.holderIdentity, 'klb-controller-test-0');
+    assert.is((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+    assert.ok((await metric(port, 'klb_reconcile_total')) >= 2);
+    assert.ok((await metric(port, 'klb_ipam_pool_used')) >= 2);
+    const firstLog = output()
+      .split('\n')
+      .find((l) => l.startsWith('{'));
+    assert.ok(firstLog && JSON.parse(firstLog).level !== undefined, 'logs are JSON lines');
+  } finally {
+    assert.is(await stopProcess(child), 0, output());
+  }
+});
+
+it('without `create` on Secrets in klb-system the same controller cannot realise a Service', async () => {
+  const roleName = 'klb-controller-keepalived-nginx';
+  const role = renderKustomization(join(deploy, 'keepalived-nginx')).find(
+    (o) => o.kind === 'Role' && o.metadata.name === roleName,
+  ) as Manifest & { rules: Array<{ resources: string[]; verbs: string[] }> };
+  const crippled = {
+    ...role,
+    rules: role.rules.map((r) =>
+      r.resources.includes('secrets') ? { ...r, verbs: r.verbs.filter((v) => v !== 'create') } : r,
+    ),
+  };
+  await applyForReal(crippled);
+  try {
+    await waitUntil('permission revoked', async () => {
+      const review = await client.create<KubeObject & { status?: { allowed?: boolean } }>(
+        '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+        {
+          apiVersion: 'authorization.k8s.io/v1',
+          kind: 'SubjectAccessReview',
+          spec: {
+            user: CONTROLLER_USER,
+            groups: SA_GROUPS,
+            resourceAttributes: { verb: 'create', resource: 'secrets', namespace: 'klb-system' },
+          },
+        } as KubeObject,
+      );
+      return review.status?.allowed ? undefined : true;
+    });
+    const ns = 'rbac-denied';
+    await setup(ns);
+    const port = await freePort();
+    const { child, output } = startReferenceController(port, 'klb-controller-test-1');
+    try {
+      await waitUntil('a failed reconcile', async () =>
+        (await metric(port, 'klb_reconcile_errors_total')) > 0 ? true : undefined,
+      );
+      const svc = await client.get<ServiceObject>(`/api/v1/namespaces/${ns}/services/coffee-lb`);
+      assert.is(svc.status?.loadBalancer?.ingress, undefined, 'no VIP without a published daemon config');
+      const published = await client.list(`/api/v1/namespaces/klb-system/secrets`);
+      assert.not.ok(
+        published.items.some((s) => s.metadata?.name === `service.${ns}.coffee-lb`),
+        'no daemon config was published',
+      );
+    } finally {
+      assert.is(await stopProcess(child), 0, output());
+    }
+  } finally {
+    await applyForReal(role);
+  }
+});
+
+test.run();
