@@ -184,14 +184,17 @@ class OwnerState {
   }
 
   setSlots(slots: readonly Slot[]): void {
-    const [first, ...more] = slots;
+    const first = slots[0];
     this.iv = first?.iv;
     this.key = first?.key;
-    this.#setRare(this.share, more.length > 0 ? more : undefined, this.rare?.pool);
+    const more = slots.length > 1 ? slots.slice(1) : undefined;
+    if (more !== undefined || this.rare !== undefined) this.#setRare(this.share, more, this.rare?.pool);
   }
 }
 
 type Holder = OwnerState | OwnerState[];
+
+const NO_SLOTS: readonly Slot[] = [];
 
 function holdersOf(h: Holder | undefined): OwnerState[] {
   return h === undefined ? [] : Array.isArray(h) ? h : [h];
@@ -257,6 +260,8 @@ export function checkOwner(owner: AllocationOwner): void {
 }
 
 function normalizeShare(sharingKey: unknown, ports: unknown): Share {
+  if (sharingKey === undefined && (ports === undefined || (Array.isArray(ports) && ports.length === 0)))
+    return NO_SHARE;
   if (sharingKey !== undefined && (typeof sharingKey !== 'string' || !SHARING_KEY.test(sharingKey))) {
     throw invalid(`sharingKey ${JSON.stringify(sharingKey)} must be 1-253 characters of letters, digits and ._:/-`);
   }
@@ -301,6 +306,17 @@ export function isValidSharingKey(key: string): boolean {
   return SHARING_KEY.test(key);
 }
 
+function labelMap(v: unknown, what: string): Readonly<Record<string, string>> {
+  if (v === undefined) return NO_LABELS;
+  if (typeof v !== 'object' || v === null || Object.values(v).some((x) => typeof x !== 'string')) {
+    throw invalid(`${what} must map strings to strings`);
+  }
+  return v as Record<string, string>;
+}
+
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
+const POLICIES: readonly string[] = ['SingleStack', 'PreferDualStack', 'RequireDualStack'];
+
 function normalizeRequest(owner: AllocationOwner, req: AllocationRequest): NormalRequest {
   if (typeof req !== 'object' || req === null) throw invalid('request must be an object');
   let addresses: NormalRequest['addresses'];
@@ -327,9 +343,8 @@ function normalizeRequest(owner: AllocationOwner, req: AllocationRequest): Norma
     }
     if (fams.length === 2 && fams[0] === fams[1]) throw invalid('ipFamilies lists the same family twice');
   }
-  const policies = ['SingleStack', 'PreferDualStack', 'RequireDualStack'];
-  if (req.ipFamilyPolicy !== undefined && !policies.includes(req.ipFamilyPolicy)) {
-    throw invalid(`ipFamilyPolicy must be one of ${policies.join(', ')}`);
+  if (req.ipFamilyPolicy !== undefined && !POLICIES.includes(req.ipFamilyPolicy)) {
+    throw invalid(`ipFamilyPolicy must be one of ${POLICIES.join(', ')}`);
   }
   const policy = req.ipFamilyPolicy ?? (fams?.length === 2 ? 'PreferDualStack' : 'SingleStack');
   if (policy === 'SingleStack' && fams?.length === 2) throw invalid('ipFamilyPolicy SingleStack allows one ipFamily');
@@ -351,13 +366,6 @@ function normalizeRequest(owner: AllocationOwner, req: AllocationRequest): Norma
     }
     addresses.sort((a, b) => order.indexOf(a.family) - order.indexOf(b.family));
   }
-  const labelMap = (v: unknown, what: string): Readonly<Record<string, string>> => {
-    if (v === undefined) return {};
-    if (typeof v !== 'object' || v === null || Object.values(v).some((x) => typeof x !== 'string')) {
-      throw invalid(`${what} must map strings to strings`);
-    }
-    return v as Record<string, string>;
-  };
   if (req.loadBalancerClass !== undefined && typeof req.loadBalancerClass !== 'string') {
     throw invalid('loadBalancerClass must be a string');
   }
@@ -396,6 +404,8 @@ function sameShare(a: Share, b: Share): boolean {
  */
 export class Allocator {
   #pools: PoolState[] = [];
+  /** The autoAssign pools by priority, then configuration order. */
+  #autoPools: PoolState[] = [];
   #byName = new Map<string, PoolState>();
   /** All intervals of a family, sorted by start (pools never overlap). */
   #sorted: Record<IpFamily, Interval[]> = { IPv4: [], IPv6: [] };
@@ -421,6 +431,13 @@ export class Allocator {
   #build(pools: readonly Pool[]): void {
     this.#pools = pools.map((p, i) => new PoolState(p, i));
     this.#byName = new Map(this.#pools.map((p) => [p.name, p]));
+    this.#autoPools = this.#pools
+      .filter((p) => p.pool.autoAssign)
+      .sort(
+        (a, b) =>
+          (a.pool.priority ?? Number.MAX_SAFE_INTEGER) - (b.pool.priority ?? Number.MAX_SAFE_INTEGER) ||
+          a.order - b.order,
+      );
     for (const f of FAMILIES) {
       this.#sorted[f] = this.#pools.flatMap((p) => p.intervals[f]).sort((a, b) => (a.start < b.start ? -1 : 1));
     }
@@ -540,13 +557,17 @@ export class Allocator {
   }
 
   #placeSlots(owner: AllocationOwner, picked: readonly Slot[], share: Share, pool?: string): OwnerState {
-    const slots = picked.map((p): Slot => ({ iv: p.iv, key: p.key }));
+    const slots: Slot[] = [];
+    for (const p of picked) slots.push({ iv: p.iv, key: p.key });
     const existing = this.#owners.get(owner.uid);
     if (existing) this.#dropOwner(existing);
     const state = new OwnerState(owner);
     state.setSlots(slots);
     if (!slots.some((s) => s.iv) && pool !== undefined && pool !== '') state.outsidePool = pool;
-    for (const slot of slots) this.#setHolderAt(slot, [...holdersOf(this.#holderAt(slot)), state]);
+    for (const slot of slots) {
+      const before = this.#holderAt(slot);
+      this.#setHolderAt(slot, before === undefined ? [state] : [...holdersOf(before), state]);
+    }
     this.#setShare(state, share);
     this.#owners.set(owner.uid, state);
     return state;
@@ -588,15 +609,17 @@ export class Allocator {
   }
 
   #families(pool: PoolState, req: NormalRequest): IpFamily[] | undefined {
-    const has = (f: IpFamily): boolean => pool.intervals[f].length > 0;
+    const available: IpFamily[] = [];
+    for (const f of req.order) if (pool.intervals[f].length > 0) available.push(f);
+    const primary = req.order[0] as IpFamily;
+    const hasPrimary = pool.intervals[primary].length > 0;
     if (req.policy === 'SingleStack') {
-      const first = req.explicitFamilies ? req.order[0] : req.order.find(has);
-      return first !== undefined && has(first) ? [first] : undefined;
+      if (req.explicitFamilies) return hasPrimary ? [primary] : undefined;
+      return available.length > 0 ? [available[0] as IpFamily] : undefined;
     }
-    const available = req.order.filter(has);
     if (req.policy === 'RequireDualStack') return available.length === 2 ? available : undefined;
     // PreferDualStack: the primary family (when given) is required, the other is optional.
-    if (req.explicitFamilies && req.order[0] !== undefined && !has(req.order[0])) return undefined;
+    if (req.explicitFamilies && !hasPrimary) return undefined;
     return available.length > 0 ? available : undefined;
   }
 
@@ -725,13 +748,8 @@ export class Allocator {
       }
       candidates = [named];
     } else {
-      candidates = this.#pools
-        .filter((p) => p.pool.autoAssign && this.#eligible(p, req))
-        .sort(
-          (a, b) =>
-            (a.pool.priority ?? Number.MAX_SAFE_INTEGER) - (b.pool.priority ?? Number.MAX_SAFE_INTEGER) ||
-            a.order - b.order,
-        );
+      candidates = [];
+      for (const p of this.#autoPools) if (this.#eligible(p, req)) candidates.push(p);
       if (candidates.length === 0) {
         throw new IpamError(
           'NO_MATCHING_POOL',
@@ -739,8 +757,14 @@ export class Allocator {
         );
       }
     }
-    const held = state?.slots() ?? [];
-    const currentPool = held.find((s) => s.iv)?.iv?.pool;
+    const held = state ? state.slots() : NO_SLOTS;
+    let currentPool: PoolState | undefined;
+    for (const slot of held) {
+      if (slot.iv) {
+        currentPool = slot.iv.pool;
+        break;
+      }
+    }
     if (currentPool && candidates.includes(currentPool)) {
       candidates = [currentPool, ...candidates.filter((p) => p !== currentPool)];
     }
