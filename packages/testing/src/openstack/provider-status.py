@@ -324,7 +324,7 @@ def main():
     from octavia.common import config
 
     config.init([], default_config_files=[args.config_file])
-    cfg.CONF.set_override('connection', 'sqlite:///' + args.db, group='database')
+    cfg.CONF.set_override('connection', 'sqlite:///' + args.db + '?timeout=60', group='database')
 
     state = State(args.delay)
     provider = Provider(state, args.db, args.interval)
