@@ -71,7 +71,7 @@ test('round-robins connections over the ready targets and follows target changes
     );
     assert.is(await ask('127.0.61.1', vipPort, 'x'), 'b:x');
     assert.is(await ask('127.0.61.1', vipPort, 'y'), 'b:y');
-    await lb.remove(spec([]).ref, ctx);
+    await lb.remove(spec([]).ref);
     const gone = await ask('127.0.61.1', vipPort, 'z').then(
       () => 'answered',
       (err: NodeJS.ErrnoException) => err.code,
