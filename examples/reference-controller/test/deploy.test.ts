@@ -52,7 +52,7 @@ async function applyForReal(manifest: Manifest): Promise<void> {
     const current = await objects.read(manifest);
     await objects.replace({
       ...manifest,
-      metadata: { ...manifest.metadata, resourceVersion: current.metadata?.resourceVersion },
+      metadata: { ...manifest.metadata, resourceVersion: current.metadata?.resourceVersion ?? '' },
     });
   }
 }
@@ -128,7 +128,7 @@ for (const k of KUSTOMIZATIONS) {
         if (status !== 409) throw new Error(`${k}: ${o.kind} ${o.metadata.name}: ${String((err as Error).message)}`);
         const current = await objects.read(body);
         await objects.replace(
-          { ...body, metadata: { ...body.metadata, resourceVersion: current.metadata?.resourceVersion } },
+          { ...body, metadata: { ...body.metadata, resourceVersion: current.metadata?.resourceVersion ?? '' } },
           undefined,
           'All',
         );
