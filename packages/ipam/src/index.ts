@@ -32,6 +32,7 @@ export { IpamMetrics } from './metrics.js';
 export {
   describePool,
   loadPoolConfigFile,
+  loadPoolConfigMap,
   POOL_CONFIGMAP_KEY,
   type Pool,
   type PoolConfig,

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { ApiException, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { IpamError } from './errors.js';
@@ -263,6 +264,30 @@ export function poolConfigFromConfigMap(
   const text = configMap.data?.[key];
   if (text === undefined) throw new IpamError('INVALID_CONFIG', `${where} has no data key "${key}"`);
   return parsePoolConfigText(text, `${where} data["${key}"]`);
+}
+
+/**
+ * Reads the ConfigMap `namespace/name` from the API and validates its `data[key]` (default
+ * `pools.yaml`). A missing ConfigMap is `INVALID_CONFIG`; other API failures are `API_ERROR`.
+ */
+export async function loadPoolConfigMap(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+  key: string = POOL_CONFIGMAP_KEY,
+): Promise<Pool[]> {
+  let configMap: Awaited<ReturnType<CoreV1Api['readNamespacedConfigMap']>>;
+  try {
+    configMap = await kubeConfig.makeApiClient(CoreV1Api).readNamespacedConfigMap({ namespace, name });
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404) {
+      throw new IpamError('INVALID_CONFIG', `pool ConfigMap ${namespace}/${name} does not exist`, { cause: err });
+    }
+    throw new IpamError('API_ERROR', `reading pool ConfigMap ${namespace}/${name} failed: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return poolConfigFromConfigMap(configMap, key);
 }
 
 /**

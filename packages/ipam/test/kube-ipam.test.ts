@@ -13,6 +13,7 @@ import {
   installAddressClaimCrd,
   isIpamError,
   KubeIpam,
+  loadPoolConfigMap,
   type PoolSpec,
   parsePoolConfig,
 } from '@klb/ipam';
@@ -483,6 +484,35 @@ it('bad configuration and bad requests: typed errors, existing allocations untou
   });
   assert.is(await code(bad.start()), 'INVALID_CONFIG');
   assert.not.ok(bad.ready);
+  // Pools from a ConfigMap: missing, invalid, then valid.
+  const fromConfigMap = () =>
+    new KubeIpam({
+      kubeConfig: cp().kubeConfig,
+      namespace: ns,
+      pools: () => loadPoolConfigMap(cp().kubeConfig, ns, 'pools'),
+    });
+  assert.is(await code(fromConfigMap().start()), 'INVALID_CONFIG');
+  await core().createNamespacedConfigMap({
+    namespace: ns,
+    body: {
+      metadata: { name: 'pools' },
+      data: { 'pools.yaml': 'pools:\n  - name: ok\n    addresses: [10.15.0.0/29, 10.15.0.4]\n' },
+    },
+  });
+  const overlapping = await loadPoolConfigMap(cp().kubeConfig, ns, 'pools').catch((e: unknown) => e);
+  assert.ok(isIpamError(overlapping) && overlapping.code === 'INVALID_CONFIG');
+  assert.match((overlapping as Error).message, /addresses\[1\] "10\.15\.0\.4" overlaps/);
+  await core().replaceNamespacedConfigMap({
+    namespace: ns,
+    name: 'pools',
+    body: {
+      metadata: { name: 'pools' },
+      data: { 'pools.yaml': 'pools:\n  - name: ok\n    addresses: [10.15.0.0/29]\n' },
+    },
+  });
+  const viaConfigMap = fromConfigMap();
+  await viaConfigMap.start();
+  assert.equal(viaConfigMap.get(a)?.addresses, got.addresses, 'same claims, same answer');
   const reload = async () => one.setPools(parsePoolConfig({ pools: [{ name: 'x', addresses: ['nope'] }] }));
   assert.is(await code(reload()), 'INVALID_CONFIG');
   assert.is(one.allocator.pools[0]?.name, 'ok', 'the old pools stay');
