@@ -1,5 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { type NetnsLab, requireComponents, startNetnsLab } from '@klb/testing';
 import { suite } from 'uvu';
@@ -93,6 +95,21 @@ it('carries HTTP, TCP and UDP between namespaces over the bridge', async () => {
   assert.is(refused.ok, false);
   assert.is(refused.error, 'ECONNREFUSED');
   await L().processes.stop('server-a');
+});
+
+it('forwards a host loopback server into a namespace without touching either network', async () => {
+  const server = createServer((_req, res) => res.end('from the host'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await L().forward('b', { host: '127.0.0.1', port });
+  const client = L().client('b');
+  assert.equal(await client.http(`http://127.0.0.1:${port}/`), { ok: true, status: 200, body: 'from the host' });
+  const other = L().client('client');
+  const unreachable = await other.http(`http://127.0.0.1:${port}/`, { timeoutMs: 500 });
+  assert.is(unreachable.ok, false, 'only the namespace it was forwarded into reaches it');
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+  assert.is(hostLinks(), hostBefore);
 });
 
 it('sets net.* sysctls inside one namespace only', async () => {

@@ -194,8 +194,14 @@ export class ConfigApplier {
     return this.#instances.flatMap((i) => i.addresses);
   }
 
-  /** Creates the directories. */
+  /**
+   * Checks the node-level render options (by rendering an empty config) and creates the
+   * directories.
+   *
+   * @throws InvalidRenderOptionsError when the options are invalid (e.g. a bad interface name).
+   */
   async prepare(): Promise<void> {
+    await this.#build([], false);
     for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) {
       await mkdir(join(this.#nginxDir, 'run', sub), { recursive: true, mode: 0o700 });
     }
@@ -367,7 +373,7 @@ export class ConfigApplier {
     return final.error ? undefined : final;
   }
 
-  async #build(configs: readonly unknown[]): Promise<Build> {
+  async #build(configs: readonly unknown[], validate = true): Promise<Build> {
     const tlsDir = join(this.#tlsRoot, this.#tlsHash(configs));
     const nginx = this.#nginxRenderer.render(configs, {
       ...this.#options.nginx,
@@ -389,7 +395,7 @@ export class ConfigApplier {
       .update('\0')
       .update(keepalived?.config ?? '')
       .digest('hex');
-    if (checksum === this.#liveChecksum) return { nginx, keepalived, checksum, tlsDir, error: undefined };
+    if (checksum === this.#liveChecksum || !validate) return { nginx, keepalived, checksum, tlsDir, error: undefined };
     await mkdir(tlsDir, { recursive: true, mode: 0o700 });
     for (const file of nginx.files) await writeFileAtomic(file.path, file.content, file.mode);
     await writeFileAtomic(`${this.nginxConfigPath}.next`, nginx.config);

@@ -45,6 +45,11 @@ export interface DaemonOptions {
   };
   /** keepalived settings, or `false` to run nginx only (VIPs are brought to the node by other means). */
   readonly keepalived: DaemonKeepalivedOptions | false;
+  /**
+   * Router ids this node uses for VRRP groups instead of the published ones, by group: the original
+   * system's `VIRTUAL_ROUTER_ID` sets the `default` group's. Set it the same on every node.
+   */
+  readonly virtualRouterIds?: Readonly<Record<string, number>>;
   /** Also read the original system's `daemon-configmap`; default true. */
   readonly compatConfigMap?: boolean;
   /** Set `net.ipv4.ip_nonlocal_bind` and `net.ipv6.ip_nonlocal_bind` to 1 in the daemon's network namespace; default true. */
@@ -149,7 +154,6 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
   const metrics = options.metrics ?? new DaemonMetrics();
   const client = new KubeClient(options.kubeConfig);
   await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
-  if (options.nonlocalBind ?? true) await enableNonlocalBind('/proc/sys', log);
 
   const k = options.keepalived;
   const vrrp = k === false ? undefined : new VrrpStateTracker(join(options.stateDir, 'vrrp'));
@@ -190,6 +194,7 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
     },
   });
   await applier.prepare();
+  if (options.nonlocalBind ?? true) await enableNonlocalBind('/proc/sys', log);
 
   nginx = new ProcessSupervisor({
     name: 'nginx',
@@ -266,10 +271,15 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
       applyWaiters = [];
       lastApplyStart = Date.now();
       const snapshot = (watcher as DaemonConfigWatcher).snapshot();
+      const overrides = options.virtualRouterIds ?? {};
+      const configs = snapshot.configs.map((c) => {
+        const vrid = Object.hasOwn(overrides, c.options.vrrp.group) ? overrides[c.options.vrrp.group] : undefined;
+        return vrid === undefined ? c : { ...c, options: { ...c.options, vrrp: { ...c.options.vrrp, vrid } } };
+      });
       const end = metrics.applySeconds.startTimer();
       let outcome: ApplyOutcome;
       try {
-        outcome = await applier.apply(snapshot.configs, snapshot.errors);
+        outcome = await applier.apply(configs, snapshot.errors);
       } catch (err) {
         outcome = {
           result: 'failed',

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessGroup, type StartProcessOptions } from '../process-group.js';
 import { type NetnsClient, startNetnsClient } from './client.js';
+import { FORWARD_AGENT, startHostForward, waitForReady } from './forward.js';
 import { type CommandResult, ip, ipBinary, run } from './ip.js';
 import { destroyNamespaceSync, NETNS_PREFIX, registerLab, sweepStaleNamespaces, unregisterLab } from './reaper.js';
 
@@ -75,6 +76,21 @@ export interface NetnsLab {
   addresses(node: string): Promise<string[]>;
   /** Starts a client process inside `node` to send HTTP/TCP/UDP requests from there. */
   client(node: string): NetnsClient;
+  /**
+   * Makes `target` (a server on the host's 127.0.0.0/8, e.g. the apiserver) reachable from inside
+   * `node` as `127.0.0.1:port` (default: the target's port, so URLs and certificates stay valid),
+   * through a Unix socket: nothing is added to either network.
+   */
+  forward(
+    node: string,
+    target: {
+      /** Host-side address (127.0.0.0/8). */
+      readonly host: string;
+      /** Host-side port. */
+      readonly port: number;
+    },
+    port?: number,
+  ): Promise<void>;
   /** Sets `net.*` sysctl `key` (e.g. `net.ipv4.ip_nonlocal_bind`) inside `node`'s namespace only. */
   sysctl(node: string, key: string, value: string): Promise<void>;
   /** Stops every process, deletes every namespace and removes {@link NetnsLab.dir}. Safe to call twice. */
@@ -147,6 +163,7 @@ export async function startNetnsLab(options: NetnsLabOptions): Promise<NetnsLab>
   const dir = await mkdtemp(join(shm, `klb-netns-${id}-`));
   const processes = new ProcessGroup(dir);
   const clients = new Set<NetnsClient>();
+  const forwards: (() => Promise<void>)[] = [];
 
   let destroyed = false;
   const destroy = async (): Promise<void> => {
@@ -154,6 +171,7 @@ export async function startNetnsLab(options: NetnsLabOptions): Promise<NetnsLab>
     destroyed = true;
     for (const client of clients) await client.close();
     await processes.stopAll();
+    for (const close of forwards) await close();
     for (const ns of [...namespaces].reverse()) destroyNamespaceSync(ns);
     unregisterLab(id);
   };
@@ -225,6 +243,16 @@ export async function startNetnsLab(options: NetnsLabOptions): Promise<NetnsLab>
       const client = startNetnsClient([cmd.bin, ...cmd.args.slice(0, -1)]);
       clients.add(client);
       return client;
+    },
+    async forward(node, target, port = target.port) {
+      if (!/^127\./.test(target.host))
+        throw new RangeError(`forward targets must be on 127.0.0.0/8, got ${target.host}`);
+      const name = `forward-${node}-${port}`;
+      const socketPath = join(dir, `${name}.sock`);
+      forwards.push(await startHostForward(socketPath, target));
+      const cmd = wrap(node, process.execPath, ['-e', FORWARD_AGENT, String(port), socketPath]);
+      processes.start(name, cmd.bin, cmd.args);
+      await waitForReady(processes.logFile(name));
     },
     async sysctl(node, key, value) {
       if (!/^net\.[a-z0-9_.-]+$/.test(key)) throw new RangeError(`only net.* sysctls are per namespace, got "${key}"`);
