@@ -548,8 +548,15 @@ it('bad configuration and bad requests: typed errors, existing allocations untou
       spec: { address: '10.15.0.4', family: 'IPv4', holders: [{ ...b, kind: 'Service' }] },
     },
   });
+  // A Service whose status shows an address claimed by another owner (a duplicate left by
+  // some earlier tool) does not get it: the claim wins.
+  const dup = await service(ns, 'dup', got.addresses[0]);
   const restarted = ipam(ns, pools);
   await restarted.start();
+  assert.is(restarted.get(ownerOf(dup)), undefined);
+  const moved = await restarted.allocate(ownerOf(dup));
+  assert.not.equal(moved.addresses, got.addresses);
+  assert.equal((await claimMap(ns)).get(got.addresses[0] as string), [a.uid]);
   assert.equal(restarted.get(ownerOf(odd))?.addresses, ['10.15.0.6']);
   assert.equal(restarted.get(a)?.addresses, got.addresses);
   assert.is(restarted.get(b), undefined, 'the mismatched claim was not imported');
