@@ -2,7 +2,15 @@ import { existsSync } from 'node:fs';
 import { ComponentMissingError, findKubeApiserver, which } from './binaries.js';
 
 /** A real component that test suites can require. */
-export type Component = 'kube-apiserver' | 'etcd' | 'nginx' | 'keepalived' | 'netns' | 'keystone' | 'octavia' | 'openssl';
+export type Component =
+  | 'kube-apiserver'
+  | 'etcd'
+  | 'nginx'
+  | 'keepalived'
+  | 'netns'
+  | 'keystone'
+  | 'octavia'
+  | 'openssl';
 
 const checks: Record<Component, () => string | undefined> = {
   'kube-apiserver': () => {
@@ -31,12 +39,16 @@ const checks: Record<Component, () => string | undefined> = {
       ? undefined
       : 'keystone is not installed: apt-get install --no-install-recommends keystone',
   octavia: () => {
-    if (!which('octavia-api')) return 'octavia-api is not installed: apt-get install --no-install-recommends octavia-api';
+    if (!which('octavia-api'))
+      return 'octavia-api is not installed: apt-get install --no-install-recommends octavia-api';
     if (!existsSync('/usr/lib/python3/dist-packages/oslotest'))
       return 'oslotest (for the Octavia schema) is not installed: apt-get install python3-oslotest';
     return undefined;
   },
-  openssl: () => (which('openssl') ? undefined : 'openssl is not installed (the F5 emulator makes its certificate with it): apt-get install openssl'),
+  openssl: () =>
+    which('openssl')
+      ? undefined
+      : 'openssl is not installed (the F5 emulator makes its certificate with it): apt-get install openssl',
   netns: () => {
     if (!which('ip') && !existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip'))
       return 'iproute2 is not installed: apt-get install iproute2';
