@@ -18,7 +18,13 @@ import {
   parsePoolConfig,
 } from '@klb/ipam';
 import { type ControlPlane, freePort, ProcessGroup, requireComponents, startControlPlane } from '@klb/testing';
-import { ApiException, CoreV1Api, CustomObjectsApi, type V1Service } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  RbacAuthorizationV1Api,
+  type V1Service,
+} from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -339,6 +345,63 @@ it('an instance with stale memory re-checks the claim instead of returning a re-
   const recorded = await claimMap(ns);
   assert.equal(recorded.get(x[0] as string), [second.uid]);
   assert.equal(recorded.get(again.addresses[0] as string), [first.uid]);
+});
+
+it('reclaims the claim of a deleted owner at start, but never on a failed read', async () => {
+  const ns = await namespace();
+  const pools: PoolSpec[] = [{ name: 'r', addresses: ['10.17.0.0/29'] }];
+  const first = ipam(ns, pools);
+  await first.start();
+  const gone = ownerOf(await service(ns, 'gone'));
+  const kept = ownerOf(await service(ns, 'kept'));
+  const goneAddress = (await first.allocate(gone)).addresses[0] as string;
+  const keptAddress = (await first.allocate(kept)).addresses[0] as string;
+  await core().deleteNamespacedService({ namespace: ns, name: 'gone' });
+  // A controller that may list owners but not read them one by one cannot confirm the
+  // deletion: it must keep the claim.
+  const rbac = cp().kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+  const role = `ipam-list-only-${ns}`;
+  await rbac.createClusterRole({
+    body: {
+      metadata: { name: role },
+      rules: [
+        { apiGroups: [''], resources: ['services', 'configmaps'], verbs: ['list'] },
+        { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ['list'] },
+        {
+          apiGroups: ['ipam.klb.io'],
+          resources: ['addressclaims'],
+          verbs: ['get', 'list', 'create', 'update', 'delete'],
+        },
+      ],
+    },
+  });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: role },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'klb-controller' }],
+    },
+  });
+  let limited: KubeIpam | undefined;
+  for (let attempt = 0; attempt < 100 && !limited?.ready; attempt++) {
+    limited = new KubeIpam({
+      kubeConfig: cp().kubeConfigFor('klb-controller'),
+      namespace: ns,
+      pools: parsePoolConfig({ pools }),
+    });
+    await limited.start().catch(() => new Promise((r) => setTimeout(r, 100)));
+  }
+  assert.ok(limited?.ready);
+  assert.equal((await claimMap(ns)).get(goneAddress), [gone.uid], 'kept: the deletion could not be confirmed');
+  // With the rights to read the owner, the claim is freed.
+  const admin = ipam(ns, pools);
+  await admin.start();
+  const recorded = await claimMap(ns);
+  assert.not.ok(recorded.has(goneAddress));
+  assert.equal(recorded.get(keptAddress), [kept.uid]);
+  assert.is(admin.get(gone), undefined);
+  await rbac.deleteClusterRoleBinding({ name: role });
+  await rbac.deleteClusterRole({ name: role });
 });
 
 it('two allocator processes racing for the last free addresses: no duplicates, losers get POOL_EXHAUSTED', async () => {
