@@ -18,6 +18,19 @@ export const ADDRESS_CLAIM_PLURAL = 'addressclaims';
 /** Label on every claim: the pool the address came from. */
 export const POOL_LABEL = 'ipam.klb.io/pool';
 
+/**
+ * Prefix of the per-holder label on claims: `holder.ipam.klb.io/<uid>`, so the claims of one
+ * owner can be listed with a label selector.
+ */
+export const HOLDER_LABEL_PREFIX = 'holder.ipam.klb.io/';
+
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+/** The holder label key of an owner uid, or undefined when the uid cannot be a label name. */
+export function holderLabel(uid: string): string | undefined {
+  return LABEL_NAME.test(uid) ? `${HOLDER_LABEL_PREFIX}${uid}` : undefined;
+}
+
 /** The persisted record of one allocated address (custom resource `AddressClaim`). */
 export interface AddressClaim {
   /** `ipam.klb.io/v1alpha1`. */
@@ -92,7 +105,16 @@ export function buildAddressClaim(
     kind: 'AddressClaim',
     metadata: {
       name: addressClaimName(address),
-      labels: { 'app.kubernetes.io/managed-by': 'klb-ipam', ...(pool ? { [POOL_LABEL]: pool } : {}) },
+      labels: {
+        'app.kubernetes.io/managed-by': 'klb-ipam',
+        ...(pool ? { [POOL_LABEL]: pool } : {}),
+        ...Object.fromEntries(
+          holders.flatMap((h) => {
+            const key = holderLabel(h.owner.uid);
+            return key ? [[key, 'true']] : [];
+          }),
+        ),
+      },
       ...(resourceVersion === undefined ? {} : { resourceVersion }),
     },
     spec: {

@@ -11,6 +11,7 @@ export {
   type AddressClaim,
   addressClaimCrd,
   addressClaimName,
+  HOLDER_LABEL_PREFIX,
   installAddressClaimCrd,
   POOL_LABEL,
 } from './address-claim.js';

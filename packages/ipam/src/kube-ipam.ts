@@ -17,6 +17,7 @@ import {
   addressClaimName,
   buildAddressClaim,
   claimHolders,
+  holderLabel,
 } from './address-claim.js';
 import { type AllocationPlan, Allocator, checkOwner, isValidSharingKey } from './allocator.js';
 import { IpamError, isIpamError } from './errors.js';
@@ -234,13 +235,13 @@ export class KubeIpam {
     this.#allocator.setHolders(address, claimHolders(claim), claim.spec.pool);
   }
 
+  #claimsPath(): string {
+    const ns = encodeURIComponent(this.#options.namespace);
+    return `/apis/${ADDRESS_CLAIM_GROUP}/${ADDRESS_CLAIM_VERSION}/namespaces/${ns}/${ADDRESS_CLAIM_PLURAL}`;
+  }
+
   #listClaims(): Promise<AddressClaim[]> {
-    return listAll<AddressClaim>(
-      this.#options.kubeConfig,
-      `/apis/${ADDRESS_CLAIM_GROUP}/${ADDRESS_CLAIM_VERSION}/namespaces/${encodeURIComponent(this.#options.namespace)}/${ADDRESS_CLAIM_PLURAL}`,
-      {},
-      this.#options.pageSize,
-    );
+    return listAll<AddressClaim>(this.#options.kubeConfig, this.#claimsPath(), {}, this.#options.pageSize);
   }
 
   async #listOwners(): Promise<LiveOwner[]> {
@@ -569,7 +570,18 @@ export class KubeIpam {
     if (!this.#ready) return Promise.reject(this.#notReady());
     return this.#serial(async () => {
       checkOwner(owner);
-      for (const address of this.#allocator.get(owner)?.addresses ?? []) await this.#unclaim(address, owner);
+      // Memory, and the API: another instance may have claimed addresses for this owner.
+      const addresses = new Set(this.#allocator.get(owner)?.addresses ?? []);
+      const label = holderLabel(owner.uid);
+      if (label) {
+        for (const claim of await listAll<AddressClaim>(this.#options.kubeConfig, this.#claimsPath(), {
+          labelSelector: label,
+        })) {
+          const address = canonicalAddress(claim.spec?.address ?? '');
+          if (address !== undefined && claim.spec.holders.some((h) => h.uid === owner.uid)) addresses.add(address);
+        }
+      }
+      for (const address of addresses) await this.#unclaim(address, owner);
       this.#allocator.release(owner);
     });
   }
