@@ -13,6 +13,7 @@ import {
   type AllocationOwner,
   Allocator,
   addressClaimName,
+  HOLDER_LABEL_PREFIX,
   installAddressClaimCrd,
   KubeIpam,
   parsePoolConfig,
@@ -141,7 +142,10 @@ async function importBench(): Promise<void> {
             body: {
               apiVersion: `${ADDRESS_CLAIM_GROUP}/${ADDRESS_CLAIM_VERSION}`,
               kind: 'AddressClaim',
-              metadata: { name: addressClaimName(ip(i)), labels: { 'ipam.klb.io/pool': 'bench' } },
+              metadata: {
+                name: addressClaimName(ip(i)),
+                labels: { 'ipam.klb.io/pool': 'bench', [`${HOLDER_LABEL_PREFIX}${md.uid}`]: 'true' },
+              },
               spec: {
                 address: ip(i),
                 family: 'IPv4',
