@@ -1,5 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { isRetryAfterError, isTerminalError } from '@klb/core';
-import { type OpenStack, requireComponents, startOpenStack } from '@klb/testing';
+import { generateSelfSignedCertificate, type OpenStack, requireComponents, startOpenStack } from '@klb/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -20,7 +25,7 @@ import {
 import { userConfig } from './helpers.js';
 
 const test = suite('octavia client (real Keystone + Octavia API)');
-const missing = requireComponents('keystone', 'octavia');
+const missing = requireComponents('keystone', 'octavia', 'openssl');
 const it = missing ? test.skip : test;
 
 const TOKEN_SECONDS = 12;
@@ -275,6 +280,50 @@ it('configuration from the original env names, a clouds.yaml and a Secret authen
   assert.throws(() => openStackConfigFromEnv({ OS_AUTH_URL: os().authUrl }), /user name or user id/);
   assert.throws(() => openStackConfigFromEnv({}), /OS_AUTH_URL is not set/);
   assert.throws(() => openStackConfigFromCloudsYaml('clouds: [', 'x'), /not valid YAML/);
+});
+
+it('TLS: Keystone over HTTPS is verified against the CA bundle; insecure only when asked, and logged', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'klb-octavia-tls-'));
+  const cert = generateSelfSignedCertificate(dir);
+  // An HTTPS front for the real Keystone (a TLS-terminating proxy, as in front of a real cloud).
+  const upstream = new URL(os().authUrl).origin;
+  const server = createServer({ key: cert.key, cert: cert.cert }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const body = Buffer.concat(chunks);
+      const answer = await fetch(`${upstream}${req.url}`, {
+        method: req.method ?? 'GET',
+        headers: { 'content-type': 'application/json' },
+        ...(body.length ? { body } : {}),
+      });
+      const headers: Record<string, string> = {
+        'content-type': answer.headers.get('content-type') ?? 'application/json',
+      };
+      const token = answer.headers.get('x-subject-token');
+      if (token) headers['x-subject-token'] = token;
+      res.writeHead(answer.status, headers);
+      res.end(Buffer.from(await answer.arrayBuffer()));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const tlsUrl = `https://127.0.0.1:${(server.address() as AddressInfo).port}/v3`;
+  try {
+    const untrusted = await rejects(clientFor(userConfig(os(), { authUrl: tlsUrl })).session.token());
+    assert.instance(untrusted, KeystoneAuthError);
+    assert.match((untrusted as Error).message, /cannot reach Keystone.*(self.signed|certificate)/i);
+    const trusted = clientFor(userConfig(os(), { authUrl: tlsUrl, caBundle: cert.cert }));
+    await trusted.client.listLoadBalancers({});
+    const warnings: string[] = [];
+    const log = { ...silent, warn: (_: object | string, msg?: string) => void warnings.push(msg ?? '') };
+    const config = userConfig(os(), { authUrl: tlsUrl, insecure: true });
+    const http = createHttp(config, 30_000, log);
+    await new KeystoneSession(config, {}, http).token();
+    assert.equal(warnings, ['OpenStack TLS certificate verification is disabled (insecure: true)']);
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
