@@ -94,6 +94,9 @@ async function main(argv: readonly string[]): Promise<void> {
           leaderElection: {
             namespace: config.namespace,
             name: config.leaseName,
+            leaseDurationMs: config.lease.durationMs,
+            renewDeadlineMs: config.lease.renewDeadlineMs,
+            retryPeriodMs: config.lease.retryPeriodMs,
             identity: config.podName ?? `${hostname()}_${randomBytes(4).toString('hex')}`,
           },
         }

@@ -79,6 +79,24 @@ const SPECS = {
     help: 'act without a Lease (run exactly one replica)',
   },
   'lease-name': { type: 'string', env: 'KLB_LEASE_NAME', default: 'klb-controller', help: 'name of the leader Lease' },
+  'lease-duration-seconds': {
+    type: 'string',
+    env: 'KLB_LEASE_DURATION_SECONDS',
+    default: '15',
+    help: 'how long a lease is valid without renewal: the worst-case takeover time after a leader dies',
+  },
+  'renew-deadline-seconds': {
+    type: 'string',
+    env: 'KLB_RENEW_DEADLINE_SECONDS',
+    default: '10',
+    help: 'a leader that could not renew for this long stops working (less than the lease duration)',
+  },
+  'retry-period-seconds': {
+    type: 'string',
+    env: 'KLB_RETRY_PERIOD_SECONDS',
+    default: '2',
+    help: 'interval of renewals and of acquisition attempts',
+  },
   port: {
     type: 'string',
     env: 'KLB_PORT',
@@ -177,6 +195,7 @@ export interface Config {
   readonly ingress: boolean;
   readonly leaderElection: boolean;
   readonly leaseName: string;
+  readonly lease: { readonly durationMs: number; readonly renewDeadlineMs: number; readonly retryPeriodMs: number };
   readonly port: number;
   readonly host: string;
   readonly workers: number;
@@ -237,6 +256,17 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
     throw new ConfigError(`--namespace must be a Kubernetes namespace name, got "${namespace}"`);
   }
+  const lease = {
+    durationMs: integer('lease-duration-seconds', str('lease-duration-seconds') ?? '', 2, 3600) * 1000,
+    renewDeadlineMs: integer('renew-deadline-seconds', str('renew-deadline-seconds') ?? '', 1, 3600) * 1000,
+    retryPeriodMs: integer('retry-period-seconds', str('retry-period-seconds') ?? '', 1, 3600) * 1000,
+  };
+  if (!(lease.retryPeriodMs < lease.renewDeadlineMs && lease.renewDeadlineMs < lease.durationMs)) {
+    throw new ConfigError(
+      '--retry-period-seconds < --renew-deadline-seconds < --lease-duration-seconds must hold, ' +
+        `got ${lease.retryPeriodMs / 1000} < ${lease.renewDeadlineMs / 1000} < ${lease.durationMs / 1000}`,
+    );
+  }
   return {
     help: values.help === true,
     backend,
@@ -253,6 +283,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     ingress: !bool('disable-ingress'),
     leaderElection: !bool('disable-leader-election'),
     leaseName: str('lease-name') ?? '',
+    lease,
     port: integer('port', str('port') ?? '', 0, 65535),
     host: str('host') ?? '',
     workers: integer('workers', str('workers') ?? '', 1, 256),

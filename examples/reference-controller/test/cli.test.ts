@@ -53,6 +53,7 @@ test('--help lists every option with its environment variable and exits 0', () =
     '--pools-file',
     '--pools-configmap',
     '--disable-leader-election',
+    '--lease-duration-seconds',
     '--port',
     '--log-level',
   ]) {
@@ -98,6 +99,11 @@ const BAD: Array<{ name: string; args: string[]; env?: Record<string, string>; s
     name: 'openstack-lbaasv2 without OS_AUTH_URL',
     args: [`--kubeconfig=${kubeconfig}`, '--backend=openstack-lbaasv2'],
     says: /octavia backend: OS_AUTH_URL is not set/,
+  },
+  {
+    name: 'lease timings out of order',
+    args: ['--lease-duration-seconds=5', '--renew-deadline-seconds=10'],
+    says: /--retry-period-seconds < --renew-deadline-seconds < --lease-duration-seconds must hold/,
   },
   { name: 'bad boolean env', args: ['--help'], env: { KLB_DISABLE_INGRESS: 'maybe' }, says: /KLB_DISABLE_INGRESS/ },
 ];
