@@ -290,6 +290,58 @@ it('tokens expire during the run and are renewed', async () => {
   await client.delete(svcPath(ns, 'after-expiry'));
 });
 
+it('externalTrafficPolicy Local: only nodes with ready endpoints, HTTP monitor on healthCheckNodePort', async () => {
+  const ns = await namespace();
+  await client.create(`/api/v1/namespaces/${ns}/services`, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'local' },
+    spec: {
+      type: 'LoadBalancer',
+      loadBalancerClass: LB_CLASS,
+      externalTrafficPolicy: 'Local',
+      selector: { app: 'local' },
+      ports: [{ name: 'p80', port: 80, protocol: 'TCP', targetPort: 8080 }],
+    },
+  } as KubeObject);
+  await client.create(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: 'local-slice', labels: { 'kubernetes.io/service-name': 'local' } },
+    addressType: 'IPv4',
+    endpoints: [{ addresses: ['10.244.1.5'], nodeName: 'node-b', conditions: { ready: true } }],
+    ports: [{ name: 'p80', port: 8080, protocol: 'TCP' }],
+  } as KubeObject);
+  await statusIp(ns, 'local');
+  const svc = await client.get<ServiceObject>(svcPath(ns, 'local'));
+  const nodePort = svc.spec?.ports?.[0]?.nodePort;
+  const hcPort = (svc.spec as { healthCheckNodePort?: number } | undefined)?.healthCheckNodePort;
+  assert.ok(hcPort, 'the apiserver allocated a healthCheckNodePort');
+  const [lb] = await lbsOf(ns, 'local');
+  const [pool] = (
+    await octavia<{ pools: Array<{ id: string; healthmonitor_id: string }> }>(
+      `/v2/lbaas/pools?loadbalancer_id=${lb?.id}`,
+    )
+  ).pools;
+  const members = (
+    await octavia<{ members: Array<{ address: string; protocol_port: number; monitor_port: number }> }>(
+      `/v2/lbaas/pools/${pool?.id}/members`,
+    )
+  ).members;
+  assert.equal(
+    members.map((m) => [m.address, m.protocol_port, m.monitor_port]),
+    [['192.0.2.12', nodePort, hcPort]],
+  );
+  const monitor = (
+    await octavia<{ healthmonitor: { type: string; url_path: string } }>(
+      `/v2/lbaas/healthmonitors/${pool?.healthmonitor_id}`,
+    )
+  ).healthmonitor;
+  assert.is(monitor.type, 'HTTP');
+  assert.is(monitor.url_path, '/healthz');
+  await client.delete(svcPath(ns, 'local'));
+});
+
 it('bad credentials: a clear error on the Service, nothing deleted', async () => {
   const ns = await namespace();
   await createService(ns, 'kept', [80]);
