@@ -9,7 +9,7 @@
 // Ctrl-C stops everything it started. Needs root (nginx binds port 80 on the VIPs).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { createConnection, createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +130,21 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeou
 async function httpGet(url: string): Promise<{ status: number; body: string }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
   return { status: res.status, body: await res.text() };
+}
+
+/** One HTTP GET with a Host header (name-based routing of the Ingress). */
+function httpGetHost(url: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers: { host }, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Connects, reads the greeting line, sends a line and reads its echo. */
@@ -289,6 +304,29 @@ async function run(): Promise<void> {
     } as KubeObject);
   }
   step('(coffee-lb, the Service type=LoadBalancer form, was created above)');
+  step('applying the Ingress form: coffee (class klb), host cafe.example.com, path /coffee → coffee-svc');
+  await client.create(`/apis/networking.k8s.io/v1/namespaces/${NS}/ingresses`, {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { name: 'coffee' },
+    spec: {
+      ingressClassName: 'klb',
+      rules: [
+        {
+          host: 'cafe.example.com',
+          http: {
+            paths: [
+              {
+                path: '/coffee',
+                pathType: 'Prefix',
+                backend: { service: { name: 'coffee-svc', port: { number: 80 } } },
+              },
+            ],
+          },
+        },
+      ],
+    },
+  } as KubeObject);
 
   const bindIp = async (name: string) =>
     waitFor(`${name} bind-ip`, async () => {
@@ -302,7 +340,14 @@ async function run(): Promise<void> {
     const svc = await client?.get<ServiceObject>(`/api/v1/namespaces/${NS}/services/coffee-lb`);
     return svc?.status?.loadBalancer?.ingress?.[0]?.ip;
   });
+  const ingressIp = await waitFor('Ingress coffee status.loadBalancer.ingress', async () => {
+    const ing = await client?.get<KubeObject & { status?: ServiceObject['status'] }>(
+      `/apis/networking.k8s.io/v1/namespaces/${NS}/ingresses/coffee`,
+    );
+    return ing?.status?.loadBalancer?.ingress?.[0]?.ip;
+  });
   step(`bind IPs: coffee-configmap ${coffeeIp} (data.status SUCCESS), mysql-configmap ${mysqlIp}, coffee-lb ${lbIp}`);
+  step(`  Ingress coffee: ${ingressIp}`);
 
   step('waiting for the daemon to apply the configs (render, nginx -t, reload)');
   for (const [label, ip] of [
@@ -315,9 +360,18 @@ async function run(): Promise<void> {
     });
     step(`GET http://${ip}/ (${label}) → ${reply}`);
   }
+  const routed = await waitFor(`HTTP through ${ingressIp}:80 with Host cafe.example.com`, async () => {
+    const r = await httpGetHost(`http://${ingressIp}/coffee/menu`, 'cafe.example.com');
+    return r.status === 200 && r.body.startsWith('coffee:') ? r.body.trim() : undefined;
+  });
+  step(`GET http://${ingressIp}/coffee/menu, Host: cafe.example.com (Ingress coffee) → ${routed}`);
+  const other = await httpGetHost(`http://${ingressIp}/tea`, 'cafe.example.com');
+  step(`GET http://${ingressIp}/tea, Host: cafe.example.com → HTTP ${other.status} (no such route)`);
   const echo = await waitFor(`TCP through ${mysqlIp}:3306`, () => tcpExchange(mysqlIp, 3306, 'ping'));
   step(`TCP ${mysqlIp}:3306 (mysql-configmap) → ${echo.replace(/\n/g, ' | ')}`);
-  step('the coffee app answers through its VIPs: the original ConfigMap and the Service type=LoadBalancer both work');
+  step(
+    'the coffee app answers through its VIPs: the original ConfigMap, the Service type=LoadBalancer and the Ingress all work',
+  );
 }
 
 try {

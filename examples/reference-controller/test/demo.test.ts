@@ -58,7 +58,7 @@ function processesWith(needle: string): string[] {
     });
 }
 
-it('--once: the coffee app answers through the VIPs of its original ConfigMap and its Service; exit 0', async () => {
+it('--once: the coffee app answers through the VIPs of its original ConfigMap, its Service and its Ingress; exit 0', async () => {
   const demo = startDemo(['--once']);
   const code = await demo.exited;
   const out = demo.output();
@@ -72,6 +72,11 @@ it('--once: the coffee app answers through the VIPs of its original ConfigMap an
   assert.match(out, `GET http://${viaConfigMap}/ (coffee-configmap) → coffee: server coffee-1`);
   assert.match(out, `GET http://${viaService}/ (coffee-lb) → coffee: server coffee-1`);
   assert.match(out, `TCP ${viaTcp}:3306 (mysql-configmap) → mysql-svc`);
+  const viaIngress = /Ingress coffee: (127\.0\.100\.\d+)/.exec(out)?.[1];
+  assert.ok(viaIngress, out);
+  assert.match(out, `GET http://${viaIngress}/coffee/menu, Host: cafe.example.com (Ingress coffee) → coffee: server`);
+  assert.match(out, `GET http://${viaIngress}/tea, Host: cafe.example.com → HTTP 404`);
+  assert.is(new Set([viaConfigMap, viaTcp, viaService, viaIngress]).size, 4, 'one VIP per load balancer');
   assert.match(out, 'echo: ping');
   assert.match(out, 'demo: clean');
 });
