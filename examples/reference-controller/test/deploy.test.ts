@@ -7,7 +7,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConfigMapObject, KubeObject, ServiceObject } from '@klb/core';
 import { KubeClient } from '@klb/core';
-import { type ControlPlane, freePort, requireComponents, startControlPlane, which } from '@klb/testing';
+import {
+  type ControlPlane,
+  freePort,
+  requireComponents,
+  startControlPlane,
+  startF5Emulator,
+  which,
+} from '@klb/testing';
 import { KubernetesObjectApi } from '@kubernetes/client-node';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -16,6 +23,7 @@ import { type Manifest, readManifests, renderKustomization } from './kustomize.j
 const test = suite('deploy manifests and the reference controller under its shipped RBAC');
 const missing = requireComponents('kube-apiserver', 'etcd');
 const it = missing ? test.skip : test;
+const itF5 = missing || requireComponents('openssl') ? test.skip : test;
 
 const root = join(import.meta.dirname, '../../..');
 const deploy = join(root, 'deploy');
@@ -159,8 +167,13 @@ it('the daemon runs with host networking and adds only NET_ADMIN and NET_RAW; th
 });
 
 /** The controller's args and env from the rendered Deployment, run as a local process. */
-function startReferenceController(port: number, podName: string): { child: ChildProcess; output: () => string } {
-  const rendered = renderKustomization(join(deploy, 'keepalived-nginx'));
+function startReferenceController(
+  port: number,
+  podName: string,
+  overlay = 'keepalived-nginx',
+  env: Record<string, string> = {},
+): { child: ChildProcess; output: () => string } {
+  const rendered = renderKustomization(join(deploy, overlay));
   const deployment = rendered.find((o) => o.kind === 'Deployment') as unknown as {
     spec: { template: { spec: { containers: Array<{ args: string[] }> } } };
   };
@@ -178,7 +191,10 @@ function startReferenceController(port: number, podName: string): { child: Child
       `--port=${port}`,
       '--host=127.0.0.1',
     ],
-    { env: { ...process.env, POD_NAME: podName, POD_NAMESPACE: 'klb-system' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      env: { ...process.env, ...env, POD_NAME: podName, POD_NAMESPACE: 'klb-system' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   children.add(child);
   let out = '';
@@ -318,5 +334,45 @@ it('without `create` on Secrets in klb-system the same controller cannot realise
     await applyForReal(role);
   }
 });
+
+itF5(
+  'the reference controller with the f5 overlay realises a Service on the F5 (emulator), credentials from the env',
+  async () => {
+    const f5 = await startF5Emulator({ partitions: ['klb'] });
+    try {
+      for (const o of renderKustomization(join(deploy, 'f5'))) {
+        if (o.kind !== 'Deployment' && o.kind !== 'Secret') await applyForReal(o);
+      }
+      const ns = 'f5-ok';
+      await setup(ns);
+      const caFile = join(cp().dir, 'f5-ca.pem');
+      writeFileSync(caFile, f5.ca);
+      const port = await freePort();
+      // The env the overlay's Deployment takes from the Secret klb-f5-credentials.
+      const { child, output } = startReferenceController(port, 'klb-controller-f5', 'f5', {
+        F5_HOST: f5.host,
+        F5_USER: 'admin',
+        F5_PASSWORD: 'admin',
+        F5_CA_FILE: caFile,
+      });
+      try {
+        const ip = await waitUntil(
+          'coffee-lb status',
+          async () =>
+            (await client.get<ServiceObject>(`/api/v1/namespaces/${ns}/services/coffee-lb`)).status?.loadBalancer
+              ?.ingress?.[0]?.ip,
+        );
+        assert.match(ip, /^192\.0\.2\.\d+$/);
+        const virtuals = f5.state().virtuals.filter((v) => String(v.destination ?? '').includes(ip));
+        assert.is(virtuals.length, 1, 'one virtual server on the VIP');
+        assert.not.match(output(), /admin"|password/i, 'no credential in the logs');
+      } finally {
+        assert.is(await stopProcess(child), 0, output());
+      }
+    } finally {
+      await f5.stop();
+    }
+  },
+);
 
 test.run();
