@@ -13,6 +13,7 @@ import {
   requireComponents,
   startControlPlane,
   startF5Emulator,
+  startOpenStack,
   which,
 } from '@klb/testing';
 import { KubernetesObjectApi } from '@kubernetes/client-node';
@@ -24,6 +25,7 @@ const test = suite('deploy manifests and the reference controller under its ship
 const missing = requireComponents('kube-apiserver', 'etcd');
 const it = missing ? test.skip : test;
 const itF5 = missing || requireComponents('openssl') ? test.skip : test;
+const itOpenStack = missing || requireComponents('keystone', 'octavia') ? test.skip : test;
 
 const root = join(import.meta.dirname, '../../..');
 const deploy = join(root, 'deploy');
@@ -371,6 +373,47 @@ itF5(
       }
     } finally {
       await f5.stop();
+    }
+  },
+);
+
+itOpenStack(
+  'the reference controller with the octavia overlay realises a Service on a real Octavia, VIP from Octavia',
+  async () => {
+    const stack = await startOpenStack({ provisioningDelaySeconds: 0.3 });
+    try {
+      for (const o of renderKustomization(join(deploy, 'octavia'))) {
+        if (o.kind !== 'Deployment' && o.kind !== 'Secret') await applyForReal(o);
+      }
+      const ns = 'octavia-ok';
+      await setup(ns);
+      const port = await freePort();
+      // The original OS_* names, as the overlay's Deployment takes them from its Secret.
+      const { child, output } = startReferenceController(port, 'klb-controller-octavia', 'octavia', {
+        OS_AUTH_URL: stack.authUrl,
+        OS_USERNAME: stack.user.username,
+        OS_PASSWORD: stack.user.password,
+        OS_TENANT_NAME: stack.user.projectName,
+        OS_USER_DOMAIN_NAME: 'Default',
+        OS_PROJECT_DOMAIN_NAME: 'Default',
+        OS_REGION_NAME: stack.region,
+        OS_SUBNET_ID: stack.subnetId,
+      });
+      try {
+        const ip = await waitUntil(
+          'coffee-lb status from Octavia',
+          async () =>
+            (await client.get<ServiceObject>(`/api/v1/namespaces/${ns}/services/coffee-lb`)).status?.loadBalancer
+              ?.ingress?.[0]?.ip,
+          180_000,
+        );
+        assert.not.match(ip, /^192\.0\.2\./, "the VIP is Octavia's, not from the pools");
+        assert.not.ok(output().includes(stack.user.password), 'no password in the logs');
+      } finally {
+        assert.is(await stopProcess(child), 0, output());
+      }
+    } finally {
+      await stack.stop();
     }
   },
 );
