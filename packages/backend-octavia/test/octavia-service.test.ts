@@ -256,6 +256,48 @@ it('while one load balancer is slowly PENDING_UPDATE, other Services keep conver
   for (const name of ['slow', 'fast-1', 'fast-2', 'fast-3', 'fast-4', 'fast-5']) await client.delete(svcPath(ns, name));
 });
 
+it('a 409 (immutable) from a stale read is requeued and converges', async () => {
+  const ns = await namespace();
+  await createService(ns, 'race', [80]);
+  await statusIp(ns, 'race');
+  const [lb] = await lbsOf(ns, 'race');
+  await waitUntil('ACTIVE', async () =>
+    (await lbsOf(ns, 'race'))[0]?.provisioning_status === 'ACTIVE' ? true : undefined,
+  );
+  await os().provider.reset();
+  // The controller's next read of the load balancer answers late, and meanwhile someone else
+  // changes it: the controller acts on a stale ACTIVE, and Octavia refuses its write with 409.
+  await os().provider.holdAnswers({ count: 1, method: 'GET', pathContains: '/v2/lbaas/loadbalancers', ms: 2000 });
+  await client.patch(svcPath(ns, 'race'), {
+    spec: {
+      ports: [
+        { name: 'p80', port: 80, protocol: 'TCP', targetPort: 8080 },
+        { name: 'p82', port: 82, protocol: 'TCP', targetPort: 8080 },
+      ],
+    },
+  });
+  await waitUntil('the read is held', async () => ((await os().provider.holding()) > 0 ? true : undefined));
+  await os().provider.pause(true);
+  const { token } = await os().issueToken();
+  const put = await fetch(`${os().octaviaDirectUrl}/v2/lbaas/loadbalancers/${lb?.id}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', 'x-auth-token': token },
+    body: JSON.stringify({ loadbalancer: { description: 'changed by someone else' } }),
+  });
+  assert.is(put.status, 200);
+  await waitUntil('the 409', async () =>
+    (await os().provider.requests()).some((r) => r.method === 'POST' && r.status === 409) ? true : undefined,
+  );
+  await os().provider.pause(false);
+  await waitUntil('the second listener', async () => {
+    const listeners = (await octavia<{ listeners: unknown[] }>(`/v2/lbaas/listeners?loadbalancer_id=${lb?.id}`))
+      .listeners;
+    return listeners.length === 2 ? true : undefined;
+  });
+  await os().provider.holdAnswers(null);
+  await client.delete(svcPath(ns, 'race'));
+});
+
 it('the controller restarted mid-provisioning adopts the load balancer: no duplicates', async () => {
   const ns = await namespace();
   await os().provider.pause(true);

@@ -39,6 +39,7 @@ export {
 } from './openstack/launcher.js';
 export {
   type Fail503Rule,
+  type HoldRule,
   ProviderControl,
   type ProvisioningTransition,
   type ProxiedRequest,

@@ -30,6 +30,18 @@ export interface Fail503Rule {
   readonly pathContains?: string;
 }
 
+/** Which answers {@link ProviderControl.holdAnswers} delays. */
+export interface HoldRule {
+  /** How many matching answers are held. */
+  readonly count: number;
+  /** How long each is held, in milliseconds. */
+  readonly ms: number;
+  /** Only requests with this method; default any. */
+  readonly method?: string;
+  /** Only requests whose path contains this string; default any. */
+  readonly pathContains?: string;
+}
+
 /**
  * Controls the provider-status process of a test Octavia at run time: provisioning delays,
  * injected ERROR outcomes and 503s, and what the Octavia endpoint was asked.
@@ -76,6 +88,19 @@ export class ProviderControl {
   /** Answers the next matching requests to the Octavia endpoint with 503; `null` clears the rule. */
   async fail503(rule: Fail503Rule | null): Promise<void> {
     await this.#call('POST', '/config', { fail503: rule });
+  }
+
+  /**
+   * Holds Octavia's answers to the next matching requests for `rule.ms` before delivering them
+   * (the client then acts on a stale read); `null` clears the rule.
+   */
+  async holdAnswers(rule: HoldRule | null): Promise<void> {
+    await this.#call('POST', '/config', { hold: rule });
+  }
+
+  /** How many answers are being held right now. */
+  async holding(): Promise<number> {
+    return (await this.#call<{ holding: number }>('GET', '/state')).holding;
   }
 
   /** Stops (true) or resumes (false) reporting outcomes: everything stays PENDING_* meanwhile. */

@@ -11,7 +11,9 @@ balancer takes all its children with it, as a cascade delete does).
 
 It also serves, for the test that started it:
 - a proxy in front of octavia-api (the endpoint registered in Keystone) that records every
-  request and can answer the next N matching ones with 503 (Octavia's fault body);
+  request, can answer the next N matching ones with 503 (Octavia's fault body), and can hold
+  Octavia's answer to the next N matching ones for a while (the client then acts on a stale
+  read, which makes real races such as a 409 on an immutable load balancer reproducible);
 - a control port (JSON over HTTP) to change the delay, slow down single load balancers, make
   the next provisioning of a load balancer end in ERROR, inject 503s, and read the records.
 
@@ -40,6 +42,8 @@ class State:
         self.lb_delays = {}  # load balancer id or name -> seconds
         self.errors = {}  # load balancer id or name or '*' -> how many provisionings end in ERROR
         self.fail503 = None  # {'count': n, 'method': str|None, 'pathContains': str|None}
+        self.hold = None  # {'count': n, 'method', 'pathContains', 'ms'}: answer late (a stale read)
+        self.holding = 0  # answers being held right now
         self.paused = False
         self.requests = []  # [{'method', 'path', 'status'}]
         self.transitions = []  # [{'id', 'name', 'from', 'to'}]
@@ -51,6 +55,8 @@ class State:
                 'lbDelays': dict(self.lb_delays),
                 'errors': dict(self.errors),
                 'fail503': self.fail503,
+                'hold': self.hold,
+                'holding': self.holding,
                 'paused': self.paused,
             }
 
@@ -215,6 +221,20 @@ def make_proxy(state, upstream):
                 data = res.read()
                 passed = [(k, v) for k, v in res.getheaders()
                           if k.lower() not in ('connection', 'keep-alive', 'transfer-encoding', 'content-length')]
+                hold_ms = 0
+                with state.lock:
+                    rule = state.hold
+                    if rule and rule['count'] > 0 \
+                            and (not rule.get('method') or rule['method'] == self.command) \
+                            and (not rule.get('pathContains') or rule['pathContains'] in path):
+                        rule['count'] -= 1
+                        hold_ms = rule['ms']
+                        state.holding += 1
+                if hold_ms:
+                    # Octavia has answered; deliver it late, so the client acts on a stale read.
+                    time.sleep(hold_ms / 1000)
+                    with state.lock:
+                        state.holding -= 1
                 self.answer(res.status, passed, data, path)
             except Exception as err:
                 self.answer(502, [('Content-Type', 'text/plain')], f'proxy error: {err!r}'.encode(), path)
@@ -301,6 +321,14 @@ def make_control(state):
                         'count': int(rule.get('count', 1)),
                         'method': rule.get('method'),
                         'pathContains': rule.get('pathContains'),
+                    }
+                if 'hold' in body:
+                    rule = body['hold']
+                    state.hold = None if rule is None else {
+                        'count': int(rule.get('count', 1)),
+                        'method': rule.get('method'),
+                        'pathContains': rule.get('pathContains'),
+                        'ms': float(rule.get('ms', 1000)),
                     }
                 if 'paused' in body:
                     state.paused = bool(body['paused'])
