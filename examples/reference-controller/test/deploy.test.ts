@@ -3,7 +3,8 @@
 // shipped RBAC as its own ServiceAccount user: it realises a Service and an original ConfigMap with
 // the keepalived-nginx backend, and fails to when one permission is taken away.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { ConfigMapObject, KubeObject, ServiceObject } from '@klb/core';
 import { KubeClient } from '@klb/core';
@@ -25,12 +26,14 @@ const test = suite('deploy manifests and the reference controller under its ship
 const missing = requireComponents('kube-apiserver', 'etcd');
 const it = missing ? test.skip : test;
 const itF5 = missing || requireComponents('openssl') ? test.skip : test;
+const itDaemon = missing || requireComponents('nginx') || process.getuid?.() !== 0 ? test.skip : test;
 const itOpenStack = missing || requireComponents('keystone', 'octavia') ? test.skip : test;
 
 const root = join(import.meta.dirname, '../../..');
 const deploy = join(root, 'deploy');
 const KUSTOMIZATIONS = ['base', 'keepalived-nginx', 'f5', 'octavia', 'examples/coffee', 'examples/mysql'];
 const CONTROLLER_USER = 'system:serviceaccount:klb-system:klb-controller';
+const DAEMON_USER = 'system:serviceaccount:klb-system:klb-daemon';
 const SA_GROUPS = ['system:serviceaccounts', 'system:serviceaccounts:klb-system', 'system:authenticated'];
 
 let plane: ControlPlane | undefined;
@@ -54,6 +57,14 @@ async function waitUntil<T>(what: string, fn: () => Promise<T | undefined>, time
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
 
+/** The tests' pool: loopback addresses, so that the daemon test's nginx binds nothing else. */
+const TEST_POOLS = 'pools:\n  - name: default\n    addresses: [127.0.101.0/24]\n    avoidBuggyIPs: true\n';
+
+/** A rendered object as the tests apply it for real: klb-pools points at the loopback pool. */
+function forTest(o: Manifest): Manifest {
+  return o.kind === 'ConfigMap' && o.metadata.name === 'klb-pools' ? { ...o, data: { 'pools.yaml': TEST_POOLS } } : o;
+}
+
 async function applyForReal(manifest: Manifest): Promise<void> {
   try {
     await objects.create(manifest);
@@ -69,7 +80,10 @@ async function applyForReal(manifest: Manifest): Promise<void> {
 
 if (!missing) {
   plane = await startControlPlane({
-    users: [{ name: CONTROLLER_USER, groups: SA_GROUPS }],
+    users: [
+      { name: CONTROLLER_USER, groups: SA_GROUPS },
+      { name: DAEMON_USER, groups: SA_GROUPS },
+    ],
   });
   client = new KubeClient(plane.kubeConfig);
   objects = KubernetesObjectApi.makeApiClient(plane.kubeConfig);
@@ -242,7 +256,7 @@ async function setup(ns: string): Promise<void> {
 
 it('the reference controller under the shipped RBAC realises the coffee Service and ConfigMap (keepalived-nginx)', async () => {
   for (const o of renderKustomization(join(deploy, 'keepalived-nginx'))) {
-    if (o.kind !== 'Deployment' && o.kind !== 'DaemonSet') await applyForReal(o);
+    if (o.kind !== 'Deployment' && o.kind !== 'DaemonSet') await applyForReal(forTest(o));
   }
   const ns = 'rbac-ok';
   await setup(ns);
@@ -255,13 +269,13 @@ it('the reference controller under the shipped RBAC realises the coffee Service 
         (await client.get<ServiceObject>(`/api/v1/namespaces/${ns}/services/coffee-lb`)).status?.loadBalancer
           ?.ingress?.[0]?.ip,
     );
-    assert.match(lb, /^192\.0\.2\.\d+$/, 'the VIP comes from the klb-pools ConfigMap');
+    assert.match(lb, /^127\.0\.101\.\d+$/, 'the VIP comes from the klb-pools ConfigMap');
     const cm = await waitUntil('coffee-configmap status', async () => {
       const got = await client.get<ConfigMapObject>(`/api/v1/namespaces/${ns}/configmaps/coffee-configmap`);
       return got.data?.status ? got.data : undefined;
     });
     assert.is(cm.status, 'SUCCESS');
-    assert.match(cm['bind-ip'] ?? '', /^192\.0\.2\.\d+$/);
+    assert.match(cm['bind-ip'] ?? '', /^127\.0\.101\.\d+$/);
     assert.is.not(cm['bind-ip'], lb);
     // The daemon configs the daemons read, the claims, the lease, metrics and readiness.
     for (const name of [`service.${ns}.coffee-lb`, `configmap.${ns}.coffee-configmap`]) {
@@ -285,6 +299,61 @@ it('the reference controller under the shipped RBAC realises the coffee Service 
     assert.is(await stopProcess(child), 0, output());
   }
 });
+
+itDaemon(
+  'the reference daemon under the shipped daemon RBAC applies the published configs and serves the VIP',
+  async () => {
+    // The daemon configs the previous test published: the coffee Service's and the ConfigMap's.
+    const ns = 'rbac-ok';
+    const svc = await client.get<ServiceObject>(`/api/v1/namespaces/${ns}/services/coffee-lb`);
+    const vip = svc.status?.loadBalancer?.ingress?.[0]?.ip as string;
+    const nodePort = svc.spec?.ports?.[0]?.nodePort as number;
+    // What kube-proxy would do on the node: the app answers on the Service's nodePort.
+    const app = createServer((_req, res) => res.end('coffee through the daemon\n'));
+    await new Promise<void>((resolve) => app.listen(nodePort, '127.0.0.1', resolve));
+    // The daemon turns on non-local binds; the test puts the machine's values back.
+    const saved = ['/proc/sys/net/ipv4/ip_nonlocal_bind', '/proc/sys/net/ipv6/ip_nonlocal_bind']
+      .filter((f) => existsSync(f))
+      .map((f) => [f, readFileSync(f, 'utf8')] as const);
+    const daemon = spawn(
+      process.execPath,
+      [
+        '--conditions=klb-source',
+        '--import',
+        'tsx',
+        join(root, 'examples/reference-daemon/src/main.ts'),
+        `--kubeconfig=${cp().writeKubeConfig(DAEMON_USER)}`,
+        '--node-name=lb-node-1',
+        `--state-dir=${join(cp().dir, 'daemon-state')}`,
+        '--no-keepalived',
+        `--health-port=${await freePort()}`,
+      ],
+      { env: { ...process.env, POD_NAMESPACE: 'klb-system' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.add(daemon);
+    let out = '';
+    daemon.stdout?.on('data', (d) => (out += d));
+    daemon.stderr?.on('data', (d) => (out += d));
+    try {
+      const applied = await waitUntil('the node report with both configs applied', async () => {
+        const cm = await client.get<ConfigMapObject>('/api/v1/namespaces/klb-system/configmaps/klb-daemon-lb-node-1');
+        const report = JSON.parse(cm.data?.['report.json'] ?? '{}') as { applied?: Record<string, string> };
+        const ids = Object.keys(report.applied ?? {});
+        return ids.length >= 2 ? ids : undefined;
+      });
+      assert.ok(applied.length >= 2, out);
+      const body = await waitUntil(`HTTP through ${vip}`, async () => {
+        const res = await fetch(`http://${vip}/`, { signal: AbortSignal.timeout(2000) });
+        return res.ok ? await res.text() : undefined;
+      });
+      assert.is(body, 'coffee through the daemon\n');
+    } finally {
+      assert.is(await stopProcess(daemon), 0, out);
+      app.close();
+      for (const [file, value] of saved) writeFileSync(file, value);
+    }
+  },
+);
 
 it('without `create` on Secrets in klb-system the same controller cannot realise a Service', async () => {
   const roleName = 'klb-controller-keepalived-nginx';
@@ -343,7 +412,7 @@ itF5(
     const f5 = await startF5Emulator({ partitions: ['klb'] });
     try {
       for (const o of renderKustomization(join(deploy, 'f5'))) {
-        if (o.kind !== 'Deployment' && o.kind !== 'Secret') await applyForReal(o);
+        if (o.kind !== 'Deployment' && o.kind !== 'Secret') await applyForReal(forTest(o));
       }
       const ns = 'f5-ok';
       await setup(ns);
@@ -364,7 +433,7 @@ itF5(
             (await client.get<ServiceObject>(`/api/v1/namespaces/${ns}/services/coffee-lb`)).status?.loadBalancer
               ?.ingress?.[0]?.ip,
         );
-        assert.match(ip, /^192\.0\.2\.\d+$/);
+        assert.match(ip, /^127\.0\.101\.\d+$/);
         const virtuals = f5.state().virtuals.filter((v) => String(v.destination ?? '').includes(ip));
         assert.is(virtuals.length, 1, 'one virtual server on the VIP');
         assert.not.match(output(), /admin"|password/i, 'no credential in the logs');
@@ -383,7 +452,7 @@ itOpenStack(
     const stack = await startOpenStack({ provisioningDelaySeconds: 0.3 });
     try {
       for (const o of renderKustomization(join(deploy, 'octavia'))) {
-        if (o.kind !== 'Deployment' && o.kind !== 'Secret') await applyForReal(o);
+        if (o.kind !== 'Deployment' && o.kind !== 'Secret') await applyForReal(forTest(o));
       }
       const ns = 'octavia-ok';
       await setup(ns);
@@ -407,7 +476,7 @@ itOpenStack(
               ?.ingress?.[0]?.ip,
           180_000,
         );
-        assert.not.match(ip, /^192\.0\.2\./, "the VIP is Octavia's, not from the pools");
+        assert.not.match(ip, /^127\.0\.101\./, "the VIP is Octavia's, not from the pools");
         assert.not.ok(output().includes(stack.user.password), 'no password in the logs');
       } finally {
         assert.is(await stopProcess(child), 0, output());
