@@ -1,4 +1,5 @@
 import {
+  isRetryAfterError,
   isTerminalError,
   type LoadBalancerBackend,
   type LoadBalancerSpec,
@@ -31,6 +32,37 @@ export interface ConformanceOptions {
   readonly targetAddresses?: readonly string[];
   /** Namespace written into the specs' refs; default `conformance`. */
   readonly namespace?: string;
+  /**
+   * How long one `ensure`/`remove` may keep answering `RetryAfterError` (the backend is
+   * provisioning) before the test fails; the suite waits and calls again as the engine would.
+   * Default 300000 ms.
+   */
+  readonly settleTimeoutMs?: number;
+}
+
+/**
+ * The backend as the engine drives it: an `ensure` or `remove` that throws `RetryAfterError` is
+ * called again after the requested delay (at most 2 s at a time), until it settles.
+ */
+function settling(backend: LoadBalancerBackend, timeoutMs: number): LoadBalancerBackend {
+  const settle = async <T>(call: () => Promise<T>): Promise<T> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await call();
+      } catch (err) {
+        if (!isRetryAfterError(err) || Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(err.retryAfterMs, 2000)));
+      }
+    }
+  };
+  return {
+    name: backend.name,
+    capabilities: backend.capabilities,
+    ensure: (spec, ctx) => settle(() => backend.ensure(spec, ctx)),
+    remove: (ref, ctx) => settle(() => backend.remove(ref, ctx)),
+    list: (ctx) => backend.list(ctx),
+  };
 }
 
 let specCounter = 0;
@@ -92,7 +124,7 @@ export function runBackendConformance(
   const withSubject = (fn: (subject: ConformanceSubject) => Promise<void>) => async () => {
     const subject = await factory();
     try {
-      await fn(subject);
+      await fn({ ...subject, backend: settling(subject.backend, options.settleTimeoutMs ?? 300_000) });
     } finally {
       await subject.cleanup?.();
     }
