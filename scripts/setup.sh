@@ -18,7 +18,9 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The Debian packages start system services; KLB runs its own instances.
-  for svc in nginx keepalived etcd keystone octavia-api; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
+  for svc in nginx keepalived etcd keystone octavia-api; do
+    $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true
+  done
 fi
 
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
