@@ -111,9 +111,12 @@ it('a Service update changes the load balancer; deletion removes it and then the
   );
   assert.is(backend.callsOf('remove', id).length, removesBefore + 1);
   assert.not.ok(backend.ids().includes(id));
-  const reasons = (await events(client, ns, 'upd')).map((e) => e.reason);
+  // Events are recorded in the background: the last one may land just after the finalizer went.
+  const reasons = await waitUntil('deletion events', async () => {
+    const r = (await events(client, ns, 'upd')).map((e) => e.reason);
+    return r.includes('DeletedLoadBalancer') ? r : undefined;
+  });
   assert.ok(reasons.includes('DeletingLoadBalancer'));
-  assert.ok(reasons.includes('DeletedLoadBalancer'));
 });
 
 it('a Service that stops being a LoadBalancer is cleaned up: removed, status cleared, finalizer dropped', async () => {
