@@ -14,7 +14,7 @@ import { confirmNginxReload, logOffset } from './nginx-reload.js';
 import { NodeStatusReporter } from './status-reporter.js';
 import { ProcessSupervisor } from './supervisor.js';
 import { enableNonlocalBind } from './sysctl.js';
-import { removeVips } from './vip-cleanup.js';
+import { interfaceAddresses, removeVips } from './vip-cleanup.js';
 import { VrrpStateTracker } from './vrrp-state.js';
 
 /** keepalived settings of the daemon. */
@@ -340,7 +340,11 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
     errors: [],
   };
   const buildReport = async (): Promise<DaemonNodeReport> => {
-    const states = vrrp ? await vrrp.read(applier.instances, keepalived?.pid !== undefined) : [];
+    const states = vrrp
+      ? await vrrp.read(applier.instances, keepalived?.pid !== undefined, async () =>
+          (await interfaceAddresses()).map((a) => a.address),
+        )
+      : [];
     for (const s of states) metrics.vrrpMaster.set({ instance: s.instance }, s.state === 'MASTER' ? 1 : 0);
     report = {
       apiVersion: DAEMON_CONFIG_API_VERSION,

@@ -1,6 +1,24 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type BackoffOptions, backoffDelay, type Logger, silentLogger } from '@klb/core';
 
+const live = new Set<ChildProcess>();
+let exitHook = false;
+
+/** Ends supervised processes when the daemon itself exits without stopping them (a crash). */
+function installExitHook(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.on('exit', () => {
+    for (const child of live) {
+      try {
+        if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
 /** How a supervised process ended. */
 export interface ProcessExit {
   /** Exit code, or null when a signal ended it. */
@@ -140,7 +158,12 @@ export class ProcessSupervisor {
       env: { ...process.env, ...this.#options.env },
       ...(this.#options.cwd === undefined ? {} : { cwd: this.#options.cwd }),
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: signals keepalived or nginx send to their group never reach the daemon.
+      detached: true,
     });
+    installExitHook();
+    live.add(child);
+    child.once('exit', () => live.delete(child));
     this.#child = child;
     this.#startedAt = Date.now();
     const output = this.#options.onOutput ?? ((line: string) => this.#log.info({ output: line }, 'output'));

@@ -56,11 +56,17 @@ printf '%s\\n' "$3" > '${this.stateDir}/.$2.tmp' && mv -f '${this.stateDir}/.$2.
   }
 
   /**
-   * The state of each rendered instance: what keepalived last reported, or INIT before its first
-   * report. `running` false reports every instance as STOP (keepalived is down).
+   * The state of each rendered instance: what keepalived last reported; without a report, MASTER
+   * when this node holds all of the instance's VIPs (per `localAddresses`) and BACKUP otherwise,
+   * or INIT when `localAddresses` is not given. `running` false reports every instance as STOP.
    */
-  async read(instances: readonly KeepalivedInstance[], running: boolean): Promise<DaemonVrrpInstanceReport[]> {
+  async read(
+    instances: readonly KeepalivedInstance[],
+    running: boolean,
+    localAddresses?: () => Promise<readonly string[]>,
+  ): Promise<DaemonVrrpInstanceReport[]> {
     const result: DaemonVrrpInstanceReport[] = [];
+    let local: readonly string[] | undefined;
     for (const instance of instances) {
       let state: VrrpState = 'INIT';
       if (!running) state = 'STOP';
@@ -68,6 +74,12 @@ printf '%s\\n' "$3" > '${this.stateDir}/.$2.tmp' && mv -f '${this.stateDir}/.$2.
         const text = await readFile(join(this.stateDir, instance.name), 'utf8').catch(() => '');
         const word = text.trim() as VrrpState;
         if (STATES.has(word)) state = word;
+        else if (localAddresses) {
+          // No notification (yet): a node holding all of the instance's VIPs is its master.
+          local ??= await localAddresses().catch(() => []);
+          const held = instance.addresses.every((a) => local?.includes(a));
+          state = held ? 'MASTER' : 'BACKUP';
+        }
       }
       result.push({
         instance: instance.name,
