@@ -9,6 +9,7 @@
 //   reload    knginx.validate_reload_1k_ms      with a real nginx serving 1,000 load balancers: render a
 //                                               changed config, write it, `nginx -t`, SIGHUP, until the new
 //                                               load balancer answers through its VIP; median of 5
+//   traffic, failover, throughput: see bench/fixtures/knginx-daemon.ts
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -22,6 +23,7 @@ import {
   type NginxRenderResult,
 } from '@klb/backend-keepalived-nginx';
 import { freePort, ProcessGroup } from '@klb/testing';
+import { changeToTraffic, failover, throughput } from './fixtures/knginx-daemon.js';
 
 const only = new Set(process.argv.slice(2));
 const wants = (section: string): boolean => only.size === 0 || only.has(section);
@@ -219,3 +221,6 @@ async function reload(): Promise<void> {
 
 if (wants('render')) render();
 if (wants('reload')) await reload();
+if (wants('traffic')) await changeToTraffic();
+if (wants('failover')) await failover();
+if (wants('throughput')) await throughput();
