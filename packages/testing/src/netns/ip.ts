@@ -28,7 +28,7 @@ export class NetnsCommandError extends Error {
   }
 }
 
-/** The result of a command run by {@link run}. */
+/** The output of a command a netns lab ran (`NetnsLab.exec`). */
 export interface CommandResult {
   /** Standard output. */
   readonly stdout: string;
