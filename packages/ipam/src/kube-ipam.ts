@@ -170,6 +170,7 @@ export class KubeIpam {
     const pools = typeof this.#options.pools === 'function' ? await this.#options.pools() : this.#options.pools;
     this.#allocator.setPools(pools);
     const [claims, live] = await Promise.all([this.#listClaims(), this.#listOwners()]);
+    const listed = Date.now();
     for (const claim of claims) this.#importClaim(claim);
     const liveByUid = new Map(live.map((l) => [l.owner.uid, l]));
     // Assignments made outside the claims (the original controller, a crash, another tool).
@@ -183,6 +184,7 @@ export class KubeIpam {
       }
     }
     const concurrency = this.#options.importConcurrency ?? 16;
+    const indexed = Date.now();
     await mapLimit(pending, concurrency, async ({ live: l, address }) => {
       const plan = { pool: this.#allocator.poolOf(address) ?? '', sharingKey: l.sharingKey, ports: l.ports };
       let outcome: ClaimOutcome;
@@ -214,7 +216,15 @@ export class KubeIpam {
     await mapLimit(orphans, concurrency, (claim) => this.#reclaim(claim));
     this.#ready = true;
     this.#log.info(
-      { claims: claims.length, imported: pending.length, reclaimed: orphans.length, ms: Date.now() - started },
+      {
+        claims: claims.length,
+        owners: live.length,
+        imported: pending.length,
+        reclaimed: orphans.length,
+        listMs: listed - started,
+        indexMs: indexed - listed,
+        ms: Date.now() - started,
+      },
       'ipam ready',
     );
   }
@@ -240,8 +250,11 @@ export class KubeIpam {
     return `/apis/${ADDRESS_CLAIM_GROUP}/${ADDRESS_CLAIM_VERSION}/namespaces/${ns}/${ADDRESS_CLAIM_PLURAL}`;
   }
 
+  // The claims may come from the apiserver's watch cache (resourceVersion=0), a little behind
+  // etcd. That is safe: a claim missing from the list still makes our create fail with 409 (and
+  // is then read). The owners are listed consistently, so no recent status is missed.
   #listClaims(): Promise<AddressClaim[]> {
-    return listAll<AddressClaim>(this.#options.kubeConfig, this.#claimsPath(), {}, this.#options.pageSize);
+    return listAll<AddressClaim>(this.#options.kubeConfig, this.#claimsPath(), {}, this.#options.pageSize, true);
   }
 
   async #listOwners(): Promise<LiveOwner[]> {

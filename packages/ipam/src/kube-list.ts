@@ -7,12 +7,17 @@ import { IpamError } from './errors.js';
  * Lists every object at `path` (e.g. `/api/v1/services`) in pages of `pageSize`, following
  * `metadata.continue`, and returns the items as plain JSON. Plain JSON rather than the client's
  * typed models: deserialising 10,000 Services into models costs more than the whole import.
+ *
+ * With `fromCache`, the first page is asked for at `resourceVersion=0`: the apiserver answers
+ * from its watch cache without a consistency round trip (about half the time), possibly a
+ * little behind etcd. Use it only where a slightly stale list is safe.
  */
 export async function listAll<T>(
   kubeConfig: KubeConfig,
   path: string,
   query: Readonly<Record<string, string>> = {},
   pageSize = 1000,
+  fromCache = false,
 ): Promise<T[]> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new IpamError('API_ERROR', 'the kubeconfig has no current cluster');
@@ -23,6 +28,7 @@ export async function listAll<T>(
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     url.searchParams.set('limit', String(pageSize));
     if (cont) url.searchParams.set('continue', cont);
+    else if (fromCache) url.searchParams.set('resourceVersion', '0');
     const options: RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
     await kubeConfig.applyToHTTPSOptions(options);
     const page = (await getJson(url, options)) as { items?: T[]; metadata?: { continue?: string } };
