@@ -291,6 +291,25 @@ it('restarts nginx when it dies and reports the exit', async () => {
   assert.ok(r.errors.some((e) => /signal SIGKILL/.test(e)));
 });
 
+it('an apply whose rendered output is unchanged reloads nothing (checksum gate)', async () => {
+  const reloaded = async () =>
+    Number(
+      /klb_daemon_config_applies_total\{result="reloaded"\} (\d+)/.exec(await D().metrics.registry.metrics())?.[1],
+    );
+  const before = await reloaded();
+  const pid = D().status().nginxPid;
+  // A change to the object that does not change the config (a label) is applied as "unchanged".
+  const name = 'service.default.one';
+  const secret = await core().readNamespacedSecret({ name, namespace: NS });
+  secret.metadata = { ...secret.metadata, labels: { ...secret.metadata?.labels, touched: 'yes' } };
+  const outcome = D().nextApply();
+  await core().replaceNamespacedSecret({ name, namespace: NS, body: secret });
+  assert.is((await outcome).result, 'unchanged');
+  assert.is((await D().nextApply()).result, 'unchanged');
+  assert.is(await reloaded(), before);
+  assert.is(D().status().nginxPid, pid);
+});
+
 it('serves /healthz and /metrics', async () => {
   const port = D().healthPort;
   const health = await fetch(`http://127.0.0.1:${port}/healthz`);

@@ -148,6 +148,8 @@ it('a published config is served through the VIP by the higher-priority node; bo
   // The daemon turned non-local binds on in its own namespace (nginx on b listens on the VIP it does not hold).
   const sysctl = await L().exec('b', 'cat', ['/proc/sys/net/ipv4/ip_nonlocal_bind']);
   assert.is(sysctl.stdout.trim(), '1');
+  const v6 = await L().exec('b', 'cat', ['/proc/sys/net/ipv6/ip_nonlocal_bind']);
+  assert.is(v6.stdout.trim(), '1');
   const inClient = await L().exec('client', 'cat', ['/proc/sys/net/ipv4/ip_nonlocal_bind']);
   assert.is(inClient.stdout.trim(), '0', 'only the daemons’ namespaces were changed');
 });

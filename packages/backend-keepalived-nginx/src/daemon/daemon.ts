@@ -323,7 +323,8 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
     dirty = true;
     loop ??= applyLoop().finally(() => {
       loop = undefined;
-      if (dirty && !stopped) scheduleApply();
+      // Changes, or nextApply() callers, that arrived after the last iteration took its snapshot.
+      if ((dirty || applyWaiters.length > 0) && !stopped) scheduleApply();
     });
   };
 
@@ -435,7 +436,7 @@ export async function runDaemon(options: DaemonOptions): Promise<Daemon> {
     nextApply() {
       return new Promise((resolve) => {
         applyWaiters.push(resolve);
-        if (!dirty && !loop) scheduleApply();
+        if (!loop) scheduleApply();
       });
     },
     stop() {
