@@ -470,6 +470,7 @@ export class LoadBalancerController {
 
   /** The object is gone from the API (deleted without our finalizer, or an orphan found by list()). */
   async #removeGone(key: string, ref: LoadBalancerRef, ctx: BackendContext): Promise<void> {
+    this.#pendingDeps.delete(key);
     const known = this.#known.get(key);
     if (!known && !this.#orphans.has(key)) return;
     ctx.log.info({}, 'object is gone; removing its load balancer');
