@@ -1,7 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Informer, KubeClient, type KubeObject, LoadBalancerController, type ServiceObject } from '@klb/core';
+import {
+  Informer,
+  KubeClient,
+  type KubeObject,
+  LoadBalancerController,
+  type LoadBalancerSpec,
+  type ServiceObject,
+  silentLogger,
+} from '@klb/core';
 import { type ControlPlane, RecordingBackend, requireComponents, startControlPlane } from '@klb/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -64,6 +72,22 @@ async function records(ns: string): Promise<RecordObject[]> {
 const ingressOf = async (ns: string, name: string) =>
   (await client.get<ServiceObject>(`/api/v1/namespaces/${ns}/services/${name}`)).status?.loadBalancer?.ingress?.[0]?.ip;
 
+const ctx = { signal: new AbortController().signal, log: silentLogger };
+
+/** A load balancer with nothing in it, as left behind in a backend by an object now gone. */
+function emptySpec(ns: string, name: string): LoadBalancerSpec {
+  return {
+    ref: { id: `service/${ns}/${name}`, kind: 'Service', namespace: ns, name },
+    addresses: [],
+    requestedAddresses: [],
+    ipFamilies: ['IPv4'],
+    listeners: [],
+    upstreams: [],
+    options: { algorithm: 'round-robin', proxyProtocol: false, sourceRanges: [], timeouts: {} },
+    annotations: {},
+  };
+}
+
 it('two controller processes: only the leader acts; the other takes over when the leader stops', async () => {
   const ns = await namespace(client, 'leader');
   const env = { RECORD_NAMESPACE: ns, LEASE_NAMESPACE: ns };
@@ -118,24 +142,8 @@ it('orphans are removed at start only after a successful list; objects of live S
   const ns = await namespace(client, 'orphan');
   await client.create(`/api/v1/namespaces/${ns}/services`, lbService('alive', [{ port: 80 }]));
   const backend = new ConfigMapBackend(client, ns, 'seed');
-  const ctx = {
-    signal: new AbortController().signal,
-    log: { debug() {}, info() {}, warn() {}, error() {}, child: () => ctx.log },
-  };
   // An external object whose Service no longer exists, and one whose Service does.
-  await backend.ensure(
-    {
-      ref: { id: `service/${ns}/gone`, kind: 'Service', namespace: ns, name: 'gone' },
-      addresses: [],
-      requestedAddresses: [],
-      ipFamilies: ['IPv4'],
-      listeners: [],
-      upstreams: [],
-      options: { algorithm: 'round-robin', proxyProtocol: false, sourceRanges: [], timeouts: {} },
-      annotations: {},
-    },
-    ctx,
-  );
+  await backend.ensure(emptySpec(ns, 'gone'), ctx);
   const proc = startController({ RECORD_NAMESPACE: ns, LEASE_NAMESPACE: ns, IDENTITY: 'ctrl-orphans' });
   // The controller serves every Service of its class in the cluster; look at this namespace's.
   await waitUntil('orphan removed, live kept', async () => {
@@ -149,23 +157,7 @@ it('orphans are removed at start only after a successful list; objects of live S
 it('a backend list() failure skips orphan clean-up: nothing is deleted', async () => {
   const backend = new RecordingBackend({ capabilities: { allocatesAddresses: true } });
   const ns = await namespace(client, 'listfail');
-  const ctx = {
-    signal: new AbortController().signal,
-    log: { debug() {}, info() {}, warn() {}, error() {}, child: () => ctx.log },
-  };
-  await backend.ensure(
-    {
-      ref: { id: `service/${ns}/ghost`, kind: 'Service', namespace: ns, name: 'ghost' },
-      addresses: [],
-      requestedAddresses: [],
-      ipFamilies: ['IPv4'],
-      listeners: [],
-      upstreams: [],
-      options: { algorithm: 'round-robin', proxyProtocol: false, sourceRanges: [], timeouts: {} },
-      annotations: {},
-    },
-    ctx,
-  );
+  await backend.ensure(emptySpec(ns, 'ghost'), ctx);
   backend.failNext('list', new Error('backend unreachable'));
   const controller = new LoadBalancerController({
     kubeConfig: cp().kubeConfig,
