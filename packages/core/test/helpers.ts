@@ -1,50 +1,13 @@
 // Shared helpers of the core suites: a control plane, namespaces, nodes, Services, waiting.
-import { type KubeClient, type KubeObject, silentLogger } from '@klb/core';
-import type { ControlPlane } from '@klb/testing';
+import type { KubeClient, KubeObject } from '@klb/core';
+import { createTestNamespace } from '@klb/testing';
 
-export const LB_CLASS = 'klb.io/load-balancer';
+const LB_CLASS = 'klb.io/load-balancer';
 
-export async function waitUntil<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await fn();
-      if (value !== undefined && value !== false) return value as T;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
+export { createNode, eventually as waitUntil, setNodeStatus } from '@klb/testing';
 
-let counter = 0;
-export async function namespace(client: KubeClient, prefix = 'core'): Promise<string> {
-  const name = `${prefix}-${process.pid}-${++counter}`;
-  await client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-  return name;
-}
-
-export async function createNode(client: KubeClient, name: string, address: string, ready = true): Promise<void> {
-  await client.create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } } as KubeObject);
-  await setNodeStatus(client, name, address, ready);
-}
-
-export async function setNodeStatus(client: KubeClient, name: string, address: string, ready: boolean): Promise<void> {
-  await client.patch(`/api/v1/nodes/${name}/status`, {
-    status: {
-      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', reason: 'Test', message: 'set by test' }],
-      addresses: [
-        { type: 'InternalIP', address },
-        { type: 'Hostname', address: name },
-      ],
-    },
-  });
+export function namespace(client: KubeClient, prefix = 'core'): Promise<string> {
+  return createTestNamespace(client, prefix);
 }
 
 export function lbService(
@@ -98,7 +61,3 @@ export async function events(
     .filter((e) => e.involvedObject.name === name)
     .map((e) => ({ reason: e.reason, type: e.type, message: e.message }));
 }
-
-export const logger = process.env.KLB_TEST_LOG ? undefined : silentLogger;
-
-export type { ControlPlane };
