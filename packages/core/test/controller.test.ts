@@ -224,7 +224,8 @@ it('invalid input is a terminal error on that object only: Warning event, condit
   assert.match(cond?.message ?? '', /klb\.io\/algorithm/);
   await waitUntil('good ensured', () => backend.specOf(`service/${ns}/good`));
   const warnings = await waitUntil('warning event', async () => {
-    const w = (await events(client, ns, 'bad')).filter((e) => e.type === 'Warning');
+    // The apiserver itself may also warn about a new Service (e.g. ClusterIPNotAllocated): look for KLB's.
+    const w = (await events(client, ns, 'bad')).filter((e) => e.type === 'Warning' && e.reason === 'InvalidAnnotation');
     return w.length ? w : undefined;
   });
   assert.is(warnings[0]?.reason, 'InvalidAnnotation');
