@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-debs=(etcd-server nginx-light libnginx-mod-stream keepalived iproute2 iputils-ping procps wrk openssl ca-certificates keystone octavia-api python3-oslotest)
+debs=(etcd-server nginx-light libnginx-mod-stream keepalived iproute2 iputils-ping procps wrk openssl ca-certificates keystone octavia-api python3-oslotest neutron-server)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -10,6 +10,7 @@ export type Component =
   | 'netns'
   | 'keystone'
   | 'octavia'
+  | 'neutron'
   | 'openssl';
 
 const checks: Record<Component, () => string | undefined> = {
@@ -45,6 +46,10 @@ const checks: Record<Component, () => string | undefined> = {
       return 'oslotest (for the Octavia schema) is not installed: apt-get install python3-oslotest';
     return undefined;
   },
+  neutron: () =>
+    which('neutron-server')
+      ? undefined
+      : 'neutron-server is not installed: apt-get install --no-install-recommends neutron-server',
   openssl: () =>
     which('openssl')
       ? undefined

@@ -38,12 +38,14 @@ export {
   type OpenStackUser,
   startOpenStack,
 } from './openstack/launcher.js';
+export type { OpenStackNeutron } from './openstack/neutron.js';
 export {
   type Fail503Rule,
   type HoldRule,
   ProviderControl,
   type ProvisioningTransition,
   type ProxiedRequest,
+  type ProxiedService,
 } from './openstack/provider-control.js';
 export { ProcessGroup, type StartProcessOptions } from './process-group.js';
 export { type RecordedCall, RecordingBackend, type RecordingBackendOptions } from './recording-backend.js';

@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { freePort } from '../free-port.js';
 import { ProcessGroup } from '../process-group.js';
+import { apiRequest } from './api-request.js';
+import { childPids, createNeutronTopology, neutronConfig, type OpenStackNeutron, reapWorkers } from './neutron.js';
 import { ProviderControl } from './provider-control.js';
 
 const run = promisify(execFile);
@@ -31,6 +33,11 @@ export interface OpenStackOptions {
   readonly onLog?: (line: string) => void;
   /** How long to wait for each server to become ready, in milliseconds; default 120000. */
   readonly readyTimeoutMs?: number;
+  /**
+   * Also start a real Neutron (Debian `neutron-server`) with the floating-IP topology of
+   * {@link OpenStackNeutron}, and make Octavia allocate VIP ports in it; default false.
+   */
+  readonly neutron?: boolean;
 }
 
 /** Password credentials of a Keystone user, scoped to a project, all by name. */
@@ -57,6 +64,8 @@ export interface OpenStackPids {
   readonly octavia?: number;
   /** The provider-status process. */
   readonly provider?: number;
+  /** neutron-server (with `neutron: true`). */
+  readonly neutron?: number;
 }
 
 /** A Keystone token issued by {@link OpenStack.issueToken}. */
@@ -84,8 +93,13 @@ export interface OpenStack {
   readonly admin: OpenStackUser;
   /** An ordinary user with roles `member` and `load-balancer_member` on its own project `klb`. */
   readonly user: OpenStackUser;
-  /** A subnet id for `vip_subnet_id` (the noop network driver accepts any UUID). */
+  /**
+   * A subnet id for `vip_subnet_id`: any UUID (the noop network driver accepts it), or with
+   * `neutron: true` the real VIP subnet ({@link OpenStackNeutron.vipSubnetId}).
+   */
   readonly subnetId: string;
+  /** The real Neutron and its floating-IP topology, with `neutron: true`; else undefined. */
+  readonly neutron?: OpenStackNeutron;
   /** Controls the provider-status process. */
   readonly provider: ProviderControl;
   /** Pids of the running servers (for tests that prove they are real processes). */
@@ -124,22 +138,28 @@ async function waitFor(
   }
 }
 
-async function keystone<T>(authUrl: string, token: string, method: string, path: string, body?: unknown): Promise<T> {
-  let res: Response | undefined;
-  // Keystone on sqlite answers 500 "database is locked" now and then; the request had no effect.
-  for (let attempt = 0; attempt < 20; attempt++) {
-    res = await fetch(`${authUrl}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', 'x-auth-token': token },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+function keystone<T>(authUrl: string, token: string, method: string, path: string, body?: unknown): Promise<T> {
+  return apiRequest<T>(`${authUrl}${path}`, token, method, body).catch((err: unknown) => {
+    throw new Error(`keystone ${(err as Error).message}`, { cause: err });
+  });
+}
+
+async function registerService(
+  authUrl: string,
+  token: string,
+  region: string,
+  type: string,
+  name: string,
+  endpoints: ReadonlyArray<[string, string]>,
+): Promise<void> {
+  const { service } = await keystone<{ service: { id: string } }>(authUrl, token, 'POST', '/services', {
+    service: { type, name, enabled: true },
+  });
+  for (const [iface, url] of endpoints) {
+    await keystone(authUrl, token, 'POST', '/endpoints', {
+      endpoint: { service_id: service.id, interface: iface, url, region_id: region, enabled: true },
     });
-    if (res.status !== 500) break;
-    await res.text();
-    await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  if (!res) throw new Error(`keystone ${method} ${path}: no answer`);
-  if (!res.ok) throw new Error(`keystone ${method} ${path}: HTTP ${res.status} ${await res.text()}`);
-  return (res.status === 204 ? {} : await res.json()) as T;
 }
 
 async function passwordToken(
@@ -167,6 +187,14 @@ async function passwordToken(
   return { token, expiresAt: body.token.expires_at, userId: body.token.user.id, projectId: body.token.project.id };
 }
 
+/** Stops every process of the group, and neutron-server's forked workers with it. */
+async function stopGroup(group: ProcessGroup): Promise<void> {
+  const neutronPid = group.pid('neutron-server');
+  const workers = neutronPid === undefined ? [] : childPids(neutronPid);
+  await group.stopAll();
+  await reapWorkers(workers);
+}
+
 /**
  * Starts a real Keystone (Debian `keystone`: sqlite, fernet tokens, `keystone-manage
  * bootstrap`) and a real Octavia API (Debian `octavia-api`: noop provider, sqlite schema built
@@ -174,6 +202,30 @@ async function passwordToken(
  * 127.0.0.1, plus the provider-status process that plays the provider (PENDING_* → ACTIVE /
  * DELETED after a delay; ERROR and 503 injection). Registers the `load-balancer` service and its
  * endpoints with the Keystone API and creates an ordinary user `klb` in project `klb`.
+ *
+ * With `neutron: true` it also starts a real Neutron (Debian `neutron-server` 21: ML2 without
+ * mechanism drivers, the L3 router plugin, sqlite schema built from Neutron's models as its unit
+ * tests do, keystonemiddleware, no agents, RPC on the fake transport; see {@link neutronConfig}),
+ * registers the `network` service, creates the floating-IP topology of {@link OpenStackNeutron},
+ * and points Octavia's network driver at it (`allowed_address_pairs_driver`, `[neutron]
+ * endpoint`), so that `vip_port_id` is a real Neutron port on the VIP subnet that a floating IP
+ * can be associated with. Why Octavia then defaults to its `amphora` provider and not to the
+ * noop one (checked against octavia-api 11's code and by running it):
+ *
+ * - the noop provider driver implements `create_vip_port` itself and invents the VIP (a random
+ *   `vip_port_id`, address `198.0.2.5` unless one is requested), so octavia-api never asks its
+ *   network driver for a port, whatever the driver;
+ * - the amphora provider's API-side driver (it runs inside octavia-api) allocates the VIP port
+ *   through Octavia's network driver, i.e. a real `POST /v2.0/ports` on the VIP subnet
+ *   (`device_owner` `Octavia`, in the load balancer's project); its controller-worker messages go
+ *   to the fake transport, where nobody consumes them — the provider-status process reports the
+ *   outcomes instead, as it does for the noop provider;
+ * - Octavia's `DriverUpdater`, which the provider-status process reports DELETED through,
+ *   deallocates an Octavia-owned VIP port in Neutron, as for any real provider.
+ *
+ * So no harness code fakes a port: creating a port with Octavia's chosen id through Neutron's
+ * API is not possible anyway (`id` is not writable on POST). The noop provider stays enabled
+ * (`provider: 'noop_driver'`).
  *
  * Every process is ended by pid in {@link OpenStack.stop}, and also when the test process exits.
  */
@@ -186,9 +238,12 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
   const dir = await mkdtemp(join(shm, 'klb-openstack-'));
   const group = new ProcessGroup(dir);
   const quietPython = { PYTHONWARNINGS: 'ignore' };
+  let neutronStarted: Promise<void> = Promise.resolve();
 
   try {
-    const [keystonePort, octaviaPort, proxyPort, controlPort] = [
+    const [keystonePort, octaviaPort, proxyPort, controlPort, neutronPort, neutronProxyPort] = [
+      await freePort(),
+      await freePort(),
       await freePort(),
       await freePort(),
       await freePort(),
@@ -197,6 +252,8 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
     const authUrl = `http://127.0.0.1:${keystonePort}/v3`;
     const octaviaDirectUrl = `http://127.0.0.1:${octaviaPort}`;
     const octaviaUrl = `http://127.0.0.1:${proxyPort}`;
+    const neutronDirectUrl = `http://127.0.0.1:${neutronPort}`;
+    const neutronUrl = `http://127.0.0.1:${neutronProxyPort}`;
     const adminPassword = randomBytes(12).toString('hex');
 
     const keystoneConf = join(dir, 'keystone.conf');
@@ -251,6 +308,14 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
       ]);
     };
     await wal(join(dir, 'keystone.db'));
+    const buildSchema = async (service: string, db: string): Promise<void> => {
+      log(`openstack: building the ${service} schema`);
+      await run(python, [scriptPath(`${service}-schema.py`), db], {
+        cwd: dir,
+        env: { ...process.env, ...quietPython },
+      });
+      await wal(db);
+    };
     log(`openstack: starting keystone on ${authUrl}`);
     group.start('keystone', 'keystone-wsgi-public', ['--host', '127.0.0.1', '--port', String(keystonePort)], {
       env: { OS_KEYSTONE_CONFIG_FILES: keystoneConf, ...quietPython },
@@ -262,18 +327,17 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
     const admin: OpenStackUser = { ...adminBase, userId: adminAuth.userId, projectId: adminAuth.projectId };
     const tok = adminAuth.token;
 
-    const { service } = await keystone<{ service: { id: string } }>(authUrl, tok, 'POST', '/services', {
-      service: { type: 'load-balancer', name: 'octavia', enabled: true },
-    });
-    const endpoints: Array<[string, string]> = [
+    await registerService(authUrl, tok, region, 'load-balancer', 'octavia', [
       ['public', octaviaUrl],
       ['admin', octaviaUrl],
       ['internal', octaviaDirectUrl],
-    ];
-    for (const [iface, url] of endpoints) {
-      await keystone(authUrl, tok, 'POST', '/endpoints', {
-        endpoint: { service_id: service.id, interface: iface, url, region_id: region, enabled: true },
-      });
+    ]);
+    if (options.neutron) {
+      await registerService(authUrl, tok, region, 'network', 'neutron', [
+        ['public', neutronUrl],
+        ['admin', neutronUrl],
+        ['internal', neutronDirectUrl],
+      ]);
     }
     const { project } = await keystone<{ project: { id: string } }>(authUrl, tok, 'POST', '/projects', {
       project: { name: 'klb', domain_id: 'default', enabled: true },
@@ -303,13 +367,6 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
       domainName: 'Default',
     };
 
-    const octaviaDb = join(dir, 'octavia.db');
-    log('openstack: building the octavia schema');
-    await run(python, [scriptPath('octavia-schema.py'), octaviaDb], {
-      cwd: dir,
-      env: { ...process.env, ...quietPython },
-    });
-    await wal(octaviaDb);
     const serviceAuth = [
       `auth_url = ${authUrl}`,
       'auth_type = password',
@@ -318,6 +375,39 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
       'project_name = admin',
       'user_domain_name = Default',
       'project_domain_name = Default',
+    ];
+    const authToken = [
+      `www_authenticate_uri = ${authUrl}`,
+      'interface = public',
+      `region_name = ${region}`,
+      `token_cache_time = ${options.tokenCacheSeconds ?? 300}`,
+      ...serviceAuth,
+    ];
+
+    // neutron-server builds its schema and starts while Octavia's schema is built.
+    neutronStarted = options.neutron
+      ? (async () => {
+          const db = join(dir, 'neutron.db');
+          await buildSchema('neutron', db);
+          const conf = join(dir, 'neutron.conf');
+          writeFileSync(conf, neutronConfig({ port: neutronPort, dir, db, authToken }), { mode: 0o600 });
+          log(`openstack: starting neutron-server on ${neutronDirectUrl}`);
+          group.start('neutron-server', 'neutron-server', ['--config-file', conf], { env: quietPython });
+          await waitFor(`neutron-server at ${neutronDirectUrl}`, readyTimeoutMs, group, async () => {
+            return (await fetch(`${neutronDirectUrl}/`)).ok;
+          });
+        })()
+      : Promise.resolve();
+    // Handled below (awaited after Octavia started); keep an early failure from being unhandled.
+    neutronStarted.catch(() => {});
+
+    const octaviaDb = join(dir, 'octavia.db');
+    await buildSchema('octavia', octaviaDb);
+    const providers = [
+      ...(options.neutron
+        ? ["amphora:Octavia's amphora provider (API side); provider-status reports its outcomes"]
+        : []),
+      'noop_driver:The noop provider; provider-status reports its outcomes',
     ];
     const octaviaConf = join(dir, 'octavia.conf');
     writeFileSync(
@@ -330,22 +420,19 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
         'bind_host = 127.0.0.1',
         `bind_port = ${octaviaPort}`,
         'auth_strategy = keystone',
-        'enabled_provider_drivers = noop_driver:The noop provider; provider-status reports its outcomes',
-        'default_provider_driver = noop_driver',
+        `enabled_provider_drivers = ${providers.join(',')}`,
+        `default_provider_driver = ${options.neutron ? 'amphora' : 'noop_driver'}`,
         '[controller_worker]',
-        'network_driver = network_noop_driver',
+        `network_driver = ${options.neutron ? 'allowed_address_pairs_driver' : 'network_noop_driver'}`,
         'compute_driver = compute_noop_driver',
         'amphora_driver = amphora_noop_driver',
         '[database]',
         `connection = sqlite:///${octaviaDb}?timeout=60`,
         '[keystone_authtoken]',
-        `www_authenticate_uri = ${authUrl}`,
-        'interface = public',
-        `region_name = ${region}`,
-        `token_cache_time = ${options.tokenCacheSeconds ?? 300}`,
-        ...serviceAuth,
+        ...authToken,
         '[service_auth]',
         ...serviceAuth,
+        ...(options.neutron ? ['[neutron]', `endpoint = ${neutronDirectUrl}`, `region_name = ${region}`] : []),
         '',
       ].join('\n'),
       { mode: 0o600 },
@@ -374,12 +461,28 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
         octaviaDirectUrl,
         '--delay',
         String(options.provisioningDelaySeconds ?? 0.2),
+        ...(options.neutron
+          ? ['--neutron-proxy-port', String(neutronProxyPort), '--neutron-upstream', neutronDirectUrl]
+          : []),
       ],
       { env: quietPython },
     );
     const controlUrl = `http://127.0.0.1:${controlPort}`;
     await waitFor('provider-status', readyTimeoutMs, group, async () => (await fetch(`${controlUrl}/health`)).ok);
     await waitFor('the octavia proxy', readyTimeoutMs, group, async () => (await fetch(`${octaviaUrl}/`)).ok);
+
+    await neutronStarted;
+    let neutron: OpenStackNeutron | undefined;
+    if (options.neutron) {
+      log('openstack: creating the floating-IP topology in neutron');
+      const userToken = (await passwordToken(authUrl, user)).token;
+      neutron = {
+        url: neutronUrl,
+        directUrl: neutronDirectUrl,
+        ...(await createNeutronTopology(neutronDirectUrl, tok, userToken)),
+      };
+      await waitFor('the neutron proxy', readyTimeoutMs, group, async () => (await fetch(`${neutronUrl}/`)).ok);
+    }
     log('openstack: ready');
 
     let stopped = false;
@@ -390,17 +493,22 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
       octaviaDirectUrl,
       admin,
       user,
-      subnetId: randomUUID(),
+      subnetId: neutron?.vipSubnetId ?? randomUUID(),
+      ...(neutron ? { neutron } : {}),
       provider: new ProviderControl(controlUrl),
       dir,
       pids() {
-        const pids: { keystone?: number; octavia?: number; provider?: number } = {};
-        const keystonePid = group.pid('keystone');
-        const octaviaPid = group.pid('octavia-api');
-        const providerPid = group.pid('provider-status');
-        if (keystonePid !== undefined) pids.keystone = keystonePid;
-        if (octaviaPid !== undefined) pids.octavia = octaviaPid;
-        if (providerPid !== undefined) pids.provider = providerPid;
+        const pids: { -readonly [K in keyof OpenStackPids]: number } = {};
+        const names = {
+          keystone: 'keystone',
+          octavia: 'octavia-api',
+          provider: 'provider-status',
+          neutron: 'neutron-server',
+        };
+        for (const [key, name] of Object.entries(names) as Array<[keyof OpenStackPids, string]>) {
+          const pid = group.pid(name);
+          if (pid !== undefined) pids[key] = pid;
+        }
         return pids;
       },
       async issueToken(who = 'user') {
@@ -414,12 +522,13 @@ export async function startOpenStack(options: OpenStackOptions = {}): Promise<Op
         if (stopped) return;
         stopped = true;
         log('openstack: stopping');
-        await group.stopAll();
+        await stopGroup(group);
       },
     };
   } catch (err) {
+    await neutronStarted.catch(() => {});
     const tails = group.logTails(40);
-    await group.stopAll();
+    await stopGroup(group);
     throw new Error(`startOpenStack failed: ${(err as Error).message}\n${tails}`, { cause: err });
   }
 }

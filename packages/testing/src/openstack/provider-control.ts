@@ -1,5 +1,10 @@
-/** One request the Octavia proxy of the provider-status process saw. */
+/** Which endpoint a proxied request went to. */
+export type ProxiedService = 'octavia' | 'neutron';
+
+/** One request a proxy of the provider-status process (Octavia's, or Neutron's) saw. */
 export interface ProxiedRequest {
+  /** The endpoint it went to. */
+  readonly service: ProxiedService;
   /** HTTP method. */
   readonly method: string;
   /** URL path, without the query. */
@@ -28,6 +33,8 @@ export interface Fail503Rule {
   readonly method?: string;
   /** Only requests whose path contains this string; default any. */
   readonly pathContains?: string;
+  /** Only requests to this endpoint; default any. */
+  readonly service?: ProxiedService;
 }
 
 /** Which answers {@link ProviderControl.holdAnswers} delays. */
@@ -40,11 +47,13 @@ export interface HoldRule {
   readonly method?: string;
   /** Only requests whose path contains this string; default any. */
   readonly pathContains?: string;
+  /** Only requests to this endpoint; default any. */
+  readonly service?: ProxiedService;
 }
 
 /**
  * Controls the provider-status process of a test Octavia at run time: provisioning delays,
- * injected ERROR outcomes and 503s, and what the Octavia endpoint was asked.
+ * injected ERROR outcomes and 503s, and what the Octavia (and Neutron) endpoints were asked.
  */
 export class ProviderControl {
   readonly #url: string;
@@ -85,7 +94,10 @@ export class ProviderControl {
     await this.#call('POST', '/config', { errors: { [idOrName]: count } });
   }
 
-  /** Answers the next matching requests to the Octavia endpoint with 503; `null` clears the rule. */
+  /**
+   * Answers the next matching requests to the Octavia endpoint (or Neutron's, see
+   * {@link Fail503Rule.service}) with 503 and the service's own fault body; `null` clears the rule.
+   */
   async fail503(rule: Fail503Rule | null): Promise<void> {
     await this.#call('POST', '/config', { fail503: rule });
   }
@@ -108,7 +120,7 @@ export class ProviderControl {
     await this.#call('POST', '/config', { paused });
   }
 
-  /** Every request the Octavia endpoint (the proxy) saw since the last {@link ProviderControl.reset}. */
+  /** Every request the Octavia and Neutron endpoints (the proxies) saw since the last {@link ProviderControl.reset}. */
   requests(): Promise<ProxiedRequest[]> {
     return this.#call('GET', '/requests');
   }

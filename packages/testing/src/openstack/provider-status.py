@@ -9,16 +9,22 @@ status socket): PENDING_CREATE/PENDING_UPDATE -> ACTIVE (operating status ONLINE
 PENDING_DELETE -> DELETED, for the load balancer and its pending children (a deleted load
 balancer takes all its children with it, as a cascade delete does).
 
+When Octavia's network driver is Neutron's (allowed_address_pairs_driver), reporting DELETED
+through DriverUpdater also deallocates the load balancer's VIP port in Neutron, as it does for a
+real provider.
+
 It also serves, for the test that started it:
 - a proxy in front of octavia-api (the endpoint registered in Keystone) that records every
   request, can answer the next N matching ones with 503 (Octavia's fault body), and can hold
   Octavia's answer to the next N matching ones for a while (the client then acts on a stale
   read, which makes real races such as a 409 on an immutable load balancer reproducible);
+- optionally the same proxy in front of neutron-server (503s then carry Neutron's fault body);
 - a control port (JSON over HTTP) to change the delay, slow down single load balancers, make
   the next provisioning of a load balancer end in ERROR, inject 503s, and read the records.
 
 Usage: /usr/bin/python3 provider-status.py --config-file octavia.conf --db octavia.db
        --control-port P --proxy-port Q --upstream http://127.0.0.1:R [--delay 2] [--interval 0.1]
+       [--neutron-proxy-port S --neutron-upstream http://127.0.0.1:T]
 """
 import argparse
 import http.client
@@ -41,11 +47,11 @@ class State:
         self.delay = delay
         self.lb_delays = {}  # load balancer id or name -> seconds
         self.errors = {}  # load balancer id or name or '*' -> how many provisionings end in ERROR
-        self.fail503 = None  # {'count': n, 'method': str|None, 'pathContains': str|None}
+        self.fail503 = None  # {'count': n, 'method', 'pathContains', 'service': str|None}
         self.hold = None  # {'count': n, 'method', 'pathContains', 'ms'}: answer late (a stale read)
         self.holding = 0  # answers being held right now
         self.paused = False
-        self.requests = []  # [{'method', 'path', 'status'}]
+        self.requests = []  # [{'service', 'method', 'path', 'status'}]
         self.transitions = []  # [{'id', 'name', 'from', 'to'}]
 
     def snapshot(self):
@@ -184,7 +190,22 @@ class Provider:
                 {'id': lb_id, 'name': name, 'from': status, 'to': outcome['provisioning_status']})
 
 
-def make_proxy(state, upstream):
+def matches(rule, service, method, path):
+    return rule and rule['count'] > 0 \
+        and (not rule.get('service') or rule['service'] == service) \
+        and (not rule.get('method') or rule['method'] == method) \
+        and (not rule.get('pathContains') or rule['pathContains'] in path)
+
+
+def injected_fault(service):
+    if service == 'neutron':
+        return {'NeutronError': {'type': 'ServiceUnavailable', 'detail': '',
+                                 'message': 'Neutron is busy, try again later (injected by provider-status)'}}
+    return {'faultcode': 'Server', 'debuginfo': None,
+            'faultstring': 'Provider is busy, try again later (injected by provider-status)'}
+
+
+def make_proxy(state, upstream, service):
     target = urllib.parse.urlsplit(upstream)
 
     class Proxy(BaseHTTPRequestHandler):
@@ -200,17 +221,11 @@ def make_proxy(state, upstream):
             injected = False
             with state.lock:
                 rule = state.fail503
-                if rule and rule['count'] > 0 \
-                        and (not rule.get('method') or rule['method'] == self.command) \
-                        and (not rule.get('pathContains') or rule['pathContains'] in path):
+                if matches(rule, service, self.command, path):
                     rule['count'] -= 1
                     injected = True
             if injected:
-                payload = json.dumps({
-                    'faultcode': 'Server',
-                    'faultstring': 'Provider is busy, try again later (injected by provider-status)',
-                    'debuginfo': None,
-                }).encode()
+                payload = json.dumps(injected_fault(service)).encode()
                 self.answer(503, [('Content-Type', 'application/json')], payload, path)
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ('connection', 'keep-alive')}
@@ -224,9 +239,7 @@ def make_proxy(state, upstream):
                 hold_ms = 0
                 with state.lock:
                     rule = state.hold
-                    if rule and rule['count'] > 0 \
-                            and (not rule.get('method') or rule['method'] == self.command) \
-                            and (not rule.get('pathContains') or rule['pathContains'] in path):
+                    if matches(rule, service, self.command, path):
                         rule['count'] -= 1
                         hold_ms = rule['ms']
                         state.holding += 1
@@ -243,7 +256,7 @@ def make_proxy(state, upstream):
 
         def answer(self, status, headers, data, path):
             with state.lock:
-                state.requests.append({'method': self.command, 'path': path, 'status': status})
+                state.requests.append({'service': service, 'method': self.command, 'path': path, 'status': status})
             self.send_response(status)
             for k, v in headers:
                 self.send_header(k, v)
@@ -321,6 +334,7 @@ def make_control(state):
                         'count': int(rule.get('count', 1)),
                         'method': rule.get('method'),
                         'pathContains': rule.get('pathContains'),
+                        'service': rule.get('service'),
                     }
                 if 'hold' in body:
                     rule = body['hold']
@@ -328,6 +342,7 @@ def make_control(state):
                         'count': int(rule.get('count', 1)),
                         'method': rule.get('method'),
                         'pathContains': rule.get('pathContains'),
+                        'service': rule.get('service'),
                         'ms': float(rule.get('ms', 1000)),
                     }
                 if 'paused' in body:
@@ -346,6 +361,8 @@ def main():
     parser.add_argument('--upstream', required=True)
     parser.add_argument('--delay', type=float, default=2.0)
     parser.add_argument('--interval', type=float, default=0.1)
+    parser.add_argument('--neutron-proxy-port', type=int)
+    parser.add_argument('--neutron-upstream')
     args = parser.parse_args()
 
     from oslo_config import cfg
@@ -356,9 +373,14 @@ def main():
 
     state = State(args.delay)
     provider = Provider(state, args.db, args.interval)
-    proxy = ThreadingHTTPServer(('127.0.0.1', args.proxy_port), make_proxy(state, args.upstream))
-    control = ThreadingHTTPServer(('127.0.0.1', args.control_port), make_control(state))
-    for server in (proxy, control):
+    servers = [
+        ThreadingHTTPServer(('127.0.0.1', args.proxy_port), make_proxy(state, args.upstream, 'octavia')),
+        ThreadingHTTPServer(('127.0.0.1', args.control_port), make_control(state)),
+    ]
+    if args.neutron_proxy_port:
+        servers.append(ThreadingHTTPServer(('127.0.0.1', args.neutron_proxy_port),
+                                           make_proxy(state, args.neutron_upstream, 'neutron')))
+    for server in servers:
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f'provider-status: proxy on {args.proxy_port}, control on {args.control_port}', flush=True)
