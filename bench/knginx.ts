@@ -3,6 +3,9 @@
 //   render    knginx.render_10k_ms              nginx.conf + keepalived.conf for 10,000 load balancers,
 //                                               a fresh renderer (no fragment cache), median of 5 (target < 500)
 //             knginx.render_10k_cpu_ms          CPU time of those renders (wall time on an idle core)
+//             knginx.render_10k_direct_ms       baseline, same run: liquidjs renders every fragment tag by
+//                                               tag (fragments: 'direct') instead of once per shape
+//             knginx.render_speedup_vs_direct   render_10k_direct_ms / render_10k_ms
 //             knginx.render_1k_ms               the same for 1,000
 //             knginx.render_10k_incremental_ms  10,000 again after one load balancer changed, with the
 //                                               renderer's fragment cache warm (what a daemon does per change)
@@ -104,12 +107,16 @@ const keepalivedOptions = {
 };
 
 /** Wall-clock and CPU milliseconds of one cold render (fresh renderers, configs never seen). */
-function renderOnce(list: readonly DaemonServiceConfig[], dir: string): { wall: number; cpu: number } {
+function renderOnce(
+  list: readonly DaemonServiceConfig[],
+  dir: string,
+  fragments: 'compiled' | 'direct' = 'compiled',
+): { wall: number; cpu: number } {
   // Fresh objects: the validator and the renderer skip objects they have already seen.
   const fresh = structuredClone(list);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  const n = new NginxRenderer().render(fresh, nginxOptions(dir));
+  const n = new NginxRenderer({ fragments }).render(fresh, nginxOptions(dir));
   const k = new KeepalivedRenderer().render(fresh, keepalivedOptions);
   const wall = performance.now() - t0;
   const c = process.cpuUsage(c0);
@@ -124,10 +131,15 @@ function render(): void {
   renderOnce(oneK, dir); // warm the JIT
   const ten = [1, 2, 3, 4, 5].map(() => renderOnce(tenK, dir));
   const one = [1, 2, 3, 4, 5].map(() => renderOnce(oneK, dir));
-  console.log(`bench knginx.render_10k_ms ${median(ten.map((r) => r.wall)).toFixed(0)} ms`);
+  const direct = [1, 2, 3].map(() => renderOnce(tenK, dir, 'direct'));
+  const tenMs = median(ten.map((r) => r.wall));
+  const directMs = median(direct.map((r) => r.wall));
+  console.log(`bench knginx.render_10k_ms ${tenMs.toFixed(0)} ms`);
   // CPU time of the same renders: what they cost on an otherwise idle core.
   console.log(`bench knginx.render_10k_cpu_ms ${median(ten.map((r) => r.cpu)).toFixed(0)} ms`);
   console.log(`bench knginx.render_1k_ms ${median(one.map((r) => r.wall)).toFixed(1)} ms`);
+  console.log(`bench knginx.render_10k_direct_ms ${directMs.toFixed(0)} ms`);
+  console.log(`bench knginx.render_speedup_vs_direct ${(directMs / tenMs).toFixed(2)} x`);
   const nginx = new NginxRenderer();
   const keepalived = new KeepalivedRenderer();
   nginx.render(tenK, nginxOptions(dir));

@@ -85,6 +85,7 @@ export {
 } from './keepalived-renderer.js';
 export {
   NginxRenderer,
+  type NginxRendererOptions,
   type NginxRenderOptions,
   type NginxRenderResult,
   type RenderedFile,

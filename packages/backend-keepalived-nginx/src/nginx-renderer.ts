@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { Liquid, Template } from 'liquidjs';
 import {
   checkDaemonConfigSet,
   type DaemonListener,
   type DaemonServiceConfig,
+  type DaemonTarget,
   type DaemonTlsCertificate,
 } from './daemon-config.js';
 import { InvalidRenderOptionsError } from './errors.js';
+import { ShapeCompiledTemplate } from './shape-compiled-template.js';
 import { compile, createTemplateEngine, renderTemplate } from './template-engine.js';
 import { validFilePath, validInt } from './validate-values.js';
 
@@ -98,20 +101,24 @@ const UPSTREAMS = `{% for u in upstreams %}    upstream {{ u | upstream }} {
 {% endif %}    }
 {% endfor %}`;
 
-/** Per-server limits; the same for every server of a load balancer, so rendered once (and shared). */
-const LIMITS = `{% if proxyProtocol %}        proxy_protocol on;
+/** Per-server limits, the same for every server of a load balancer. */
+const LIMITS = (http: boolean): string => `{% if proxyProtocol %}        proxy_protocol on;
 {% endif %}{% if connectTimeout %}        proxy_connect_timeout {{ connectTimeout | duration }};
-{% endif %}{% if idleTimeout %}{% if http %}        proxy_read_timeout {{ idleTimeout | duration }};
+{% endif %}{% if idleTimeout %}${
+  http
+    ? `        proxy_read_timeout {{ idleTimeout | duration }};
         proxy_send_timeout {{ idleTimeout | duration }};
-{% else %}        proxy_timeout {{ idleTimeout | duration }};
-{% endif %}{% endif %}{% for r in sourceRanges %}        allow {{ r | cidr }};
+`
+    : `        proxy_timeout {{ idleTimeout | duration }};
+`
+}{% endif %}{% for r in sourceRanges %}        allow {{ r | cidr }};
 {% endfor %}{% if sourceRanges.size > 0 %}        deny all;
 {% endif %}`;
 
 const STREAM = `    # {{ header | header }}
 ${UPSTREAMS}{% for l in listeners %}    server {
 {% for a in l.listen %}        listen {{ a | listen }};
-{% endfor %}{{ limits }}{% if l.upstream %}        proxy_pass {{ l.upstream | upstream }};
+{% endfor %}${LIMITS(false)}{% if l.upstream %}        proxy_pass {{ l.upstream | upstream }};
 {% else %}        return "";
 {% endif %}    }
 {% endfor %}`;
@@ -123,7 +130,7 @@ ${UPSTREAMS}{% for s in servers %}    server {
 {% else %}        server_name "";
 {% endif %}{% if s.cert %}        ssl_certificate {{ s.cert.crt | file }};
         ssl_certificate_key {{ s.cert.key | file }};
-{% endif %}{{ limits }}{% if s.redirect %}        return 308 https://$host{% if s.redirect != 443 %}:{{ s.redirect | port }}{% endif %}$request_uri;
+{% endif %}${LIMITS(true)}{% if s.redirect %}        return 308 https://$host{% if s.redirectPort %}:{{ s.redirectPort | port }}{% endif %}$request_uri;
 {% else %}{% for loc in s.locations %}        location {{ loc | location }} {
 {% if loc.upstream %}            proxy_pass http://{{ loc.upstream | upstream }};
 {% elsif loc.missing %}            return 404;
@@ -132,10 +139,20 @@ ${UPSTREAMS}{% for s in servers %}    server {
 {% endfor %}{% endif %}    }
 {% endfor %}`;
 
-/** A reference to an upstream of a load balancer, printed by the `upstream` filter. */
-interface UpstreamRef {
+/** An upstream with at least one ready target; the `upstream` filter prints its name. */
+interface ReadyUpstream {
   readonly lb: string;
   readonly name: string;
+  readonly targets: readonly DaemonTarget[];
+  readonly maxFails: number;
+  readonly failTimeoutSeconds: number;
+}
+
+/** A load balancer's {@link ReadyUpstream}s by name. */
+type ReadyUpstreams = ReadonlyMap<string, ReadyUpstream>;
+
+function usable(ready: ReadyUpstreams, name: string | undefined): ReadyUpstream | null {
+  return name === undefined ? null : (ready.get(name) ?? null);
 }
 
 /** One `listen` directive, printed by the `listen` filter. */
@@ -151,7 +168,7 @@ interface Location {
   readonly path: string;
   readonly exact: boolean;
   /** The upstream to proxy to; null answers 503 (no ready target) or 404 (`missing`). */
-  readonly upstream: UpstreamRef | null;
+  readonly upstream: ReadyUpstream | null;
   readonly missing: boolean;
 }
 
@@ -159,22 +176,33 @@ interface HttpServer {
   listen: Listen[];
   host: string | null;
   cert: { crt: string; key: string } | null;
-  redirect: number | null;
+  /** Answer every request with a redirect to HTTPS. */
+  redirect: boolean;
+  /** The HTTPS port of the redirect when it is not 443 (which the URL leaves out). */
+  redirectPort: number | null;
   locations: Location[];
-  seen: Set<string>;
 }
 
+/** Location keys (`=/path`, `~/path/`) already in each server: the first route for a path wins. */
+type SeenLocations = WeakMap<HttpServer, Set<string>>;
+
 function addLocation(
+  seen: SeenLocations,
   server: HttpServer,
   path: string | undefined,
   exact: boolean,
-  upstream: UpstreamRef | null,
+  upstream: ReadyUpstream | null,
   missing = false,
 ): void {
   const add = (p: string, e: boolean): void => {
     const key = `${e ? '=' : '~'}${p}`;
-    if (server.seen.has(key)) return;
-    server.seen.add(key);
+    let keys = seen.get(server);
+    if (keys === undefined) {
+      keys = new Set();
+      seen.set(server, keys);
+    }
+    if (keys.has(key)) return;
+    keys.add(key);
     server.locations.push({ path: p, exact: e, upstream, missing });
   };
   if (path === undefined || path === '/') {
@@ -242,26 +270,46 @@ interface ServicePart {
   readonly files: readonly RenderedFile[];
 }
 
+/** Options of {@link NginxRenderer}. */
+export interface NginxRendererOptions {
+  /**
+   * `compiled` (default): liquidjs renders each load balancer fragment template once per shape of
+   * its input (the same keys, list lengths and flags) and the renderer replays that for every
+   * load balancer of the shape, calling the same validating filters on its values. `direct`:
+   * liquidjs renders every fragment tag by tag. Both give the same bytes; `direct` is several
+   * times slower and is there to check `compiled` against.
+   */
+  readonly fragments?: 'compiled' | 'direct';
+}
+
+/** A load balancer's fragments and what they were rendered from. */
+interface RenderedService {
+  readonly config: DaemonServiceConfig;
+  readonly tlsDir: string;
+  readonly keepalive: number;
+  readonly part: ServicePart;
+}
+
 /** A reusable nginx renderer: templates parsed once. {@link renderNginxConfig} uses a shared one. */
 export class NginxRenderer {
   readonly #engine: Liquid;
   readonly #main: Template[];
-  readonly #stream: Template[];
-  readonly #http: Template[];
-  readonly #limitsTemplate: Template[];
-  /** Rendered limits blocks by their (validated) input: most load balancers share a few. */
-  readonly #limitsCache = new Map<string, string>();
-  /** Rendered fragments of the last render, by content: an unchanged load balancer is not rendered again. */
-  #cache = new Map<string, ServicePart>();
-  /** The same, by config object (configs are immutable), which skips building the content key. */
-  readonly #byObject = new WeakMap<object, { optionsKey: string; key: string; part: ServicePart }>();
+  readonly #stream: ShapeCompiledTemplate;
+  readonly #http: ShapeCompiledTemplate;
+  readonly #direct: boolean;
+  /**
+   * Fragments of the last render by load balancer id, with the config they were rendered from: a
+   * load balancer whose config is equal (a daemon reads every object anew) is not rendered again.
+   */
+  #cache = new Map<string, RenderedService>();
 
-  constructor() {
+  /** Parses the templates. */
+  constructor(options: NginxRendererOptions = {}) {
     this.#engine = createTemplateEngine();
     this.#main = compile(this.#engine, MAIN);
-    this.#stream = compile(this.#engine, STREAM);
-    this.#http = compile(this.#engine, HTTP);
-    this.#limitsTemplate = compile(this.#engine, LIMITS);
+    this.#stream = new ShapeCompiledTemplate(STREAM);
+    this.#http = new ShapeCompiledTemplate(HTTP);
+    this.#direct = options.fragments === 'direct';
   }
 
   /** See {@link renderNginxConfig}. */
@@ -273,22 +321,21 @@ export class NginxRenderer {
     const http: string[] = [];
     const files: RenderedFile[] = [];
     const rendered: string[] = [];
-    const cache = new Map<string, ServicePart>();
+    const cache = new Map<string, RenderedService>();
     for (const config of accepted) {
       try {
-        // Keyed by the exact content: an unchanged load balancer reuses its fragment.
-        const optionsKey = `${main.tlsDir}\n${main.keepalive}`;
-        const known = this.#byObject.get(config);
-        let part: ServicePart;
-        if (known?.optionsKey === optionsKey) {
-          part = known.part;
-          cache.set(known.key, part);
-        } else {
-          const key = `${optionsKey}\n${JSON.stringify(config)}`;
-          part = this.#cache.get(key) ?? this.#renderService(config, main.tlsDir, main.keepalive);
-          cache.set(key, part);
-          this.#byObject.set(config, { optionsKey, key, part });
+        let known = this.#cache.get(config.id);
+        if (
+          known === undefined ||
+          known.tlsDir !== main.tlsDir ||
+          known.keepalive !== main.keepalive ||
+          (known.config !== config && !isDeepStrictEqual(known.config, config))
+        ) {
+          const part = this.#renderService(config, main.tlsDir, main.keepalive);
+          known = { config, tlsDir: main.tlsDir, keepalive: main.keepalive, part };
         }
+        cache.set(config.id, known);
+        const { part } = known;
         stream.push(part.stream);
         http.push(part.http);
         files.push(...part.files);
@@ -306,142 +353,138 @@ export class NginxRenderer {
     return { config, files, rendered, rejected };
   }
 
-  #limits(scope: {
-    http: boolean;
-    proxyProtocol: boolean;
-    sourceRanges: readonly string[];
-    connectTimeout: number | null;
-    idleTimeout: number | null;
-  }): string {
-    const key = JSON.stringify(scope);
-    let text = this.#limitsCache.get(key);
-    if (text === undefined) {
-      text = renderTemplate(this.#engine, this.#limitsTemplate, scope);
-      if (this.#limitsCache.size >= 10_000) this.#limitsCache.clear();
-      this.#limitsCache.set(key, text);
-    }
-    return text;
+  #fragment(template: ShapeCompiledTemplate, scope: object): string {
+    return this.#direct ? template.renderDirect(scope) : template.render(scope);
   }
 
   #renderService(config: DaemonServiceConfig, tlsDir: string, keepalive: number): ServicePart {
     const lb = config.id;
-    const refs = new Map<string, UpstreamRef>();
-    const ready = new Map(
-      config.upstreams.map((u) => {
-        refs.set(u.name, { lb, name: u.name });
-        return [u.name, { ...u, lb, targets: u.targets.filter((t) => t.ready) }] as const;
-      }),
-    );
-    const usable = (name: string | undefined): UpstreamRef | null =>
-      name !== undefined && (ready.get(name)?.targets.length ?? 0) > 0 ? (refs.get(name) ?? null) : null;
-    const algorithm =
-      config.options.sessionAffinity || config.options.algorithm === 'source-ip-hash'
-        ? 'hash'
-        : config.options.algorithm === 'least-connections'
-          ? 'least'
-          : null;
-    const l4 = config.listeners.filter((l) => l.protocol === 'TCP' || l.protocol === 'UDP');
-    const l7 = config.listeners.filter((l) => l.protocol === 'HTTP' || l.protocol === 'HTTPS');
-    const pick = (used: Iterable<UpstreamRef | null>) =>
-      [...new Set(used)].flatMap((r) => (r === null ? [] : [ready.get(r.name)])).filter((u) => u !== undefined);
-    const { sourceRanges, timeouts, proxyProtocol } = config.options;
-    const common = { header: { lb, version: config.version }, algorithm };
-    const limits = (http: boolean): string =>
-      this.#limits({
-        http,
-        // nginx's http proxy cannot send the PROXY protocol; L7 listeners pass X-Forwarded-* instead.
-        proxyProtocol: http ? false : proxyProtocol,
-        sourceRanges,
-        connectTimeout: timeouts.connectSeconds ?? null,
-        idleTimeout: timeouts.idleSeconds ?? null,
-      });
-    let stream = '';
-    if (l4.length > 0) {
-      stream = renderTemplate(this.#engine, this.#stream, {
-        ...common,
-        keepalive: null,
-        limits: limits(false),
-        upstreams: pick(l4.map((l) => usable(l.upstream))),
-        listeners: l4.map((l) => ({
-          listen: config.addresses.map((address) => ({ address, port: l.port, udp: l.protocol === 'UDP' })),
-          upstream: usable(l.upstream),
-        })),
-      });
-    }
-    let http = '';
-    const files: RenderedFile[] = [];
-    if (l7.length > 0) {
-      const servers: HttpServer[] = [];
-      for (const listener of l7) {
-        servers.push(...this.#httpServers(config, listener, usable, tlsDir, files));
+    // Only upstreams with a ready target are rendered; a listener or route whose upstream has
+    // none answers without proxying.
+    const ready = new Map<string, ReadyUpstream>();
+    for (const u of config.upstreams) {
+      const targets = u.targets.filter((t) => t.ready);
+      if (targets.length > 0) {
+        ready.set(u.name, {
+          lb,
+          name: u.name,
+          targets,
+          maxFails: u.maxFails,
+          failTimeoutSeconds: u.failTimeoutSeconds,
+        });
       }
-      const used = servers.flatMap((s) => s.locations.map((loc) => loc.upstream));
-      http = renderTemplate(this.#engine, this.#http, {
+    }
+    const { sessionAffinity, algorithm, sourceRanges, timeouts, proxyProtocol } = config.options;
+    const common = {
+      header: { lb, version: config.version },
+      algorithm:
+        sessionAffinity || algorithm === 'source-ip-hash' ? 'hash' : algorithm === 'least-connections' ? 'least' : null,
+      sourceRanges,
+      connectTimeout: timeouts.connectSeconds ?? null,
+      idleTimeout: timeouts.idleSeconds ?? null,
+    };
+    const l4: { listen: Listen[]; upstream: ReadyUpstream | null }[] = [];
+    const l4Upstreams: ReadyUpstream[] = [];
+    const servers: HttpServer[] = [];
+    const files: RenderedFile[] = [];
+    for (const listener of config.listeners) {
+      if (listener.protocol === 'HTTP' || listener.protocol === 'HTTPS') {
+        servers.push(...httpServers(config, listener, ready, tlsDir, files));
+        continue;
+      }
+      const udp = listener.protocol === 'UDP';
+      const upstream = usable(ready, listener.upstream);
+      if (upstream !== null && !l4Upstreams.includes(upstream)) l4Upstreams.push(upstream);
+      l4.push({ listen: config.addresses.map((address) => ({ address, port: listener.port, udp })), upstream });
+    }
+    const stream =
+      l4.length === 0
+        ? ''
+        : this.#fragment(this.#stream, {
+            ...common,
+            proxyProtocol,
+            keepalive: null,
+            upstreams: l4Upstreams,
+            listeners: l4,
+          });
+    let http = '';
+    if (servers.length > 0) {
+      const used: ReadyUpstream[] = [];
+      for (const server of servers) {
+        for (const { upstream } of server.locations) {
+          if (upstream !== null && !used.includes(upstream)) used.push(upstream);
+        }
+      }
+      http = this.#fragment(this.#http, {
         ...common,
+        // nginx's http proxy cannot send the PROXY protocol; L7 listeners pass X-Forwarded-* instead.
+        proxyProtocol: false,
         keepalive: keepalive > 0 ? keepalive : null,
-        limits: limits(true),
-        upstreams: pick(used),
+        upstreams: used,
         servers,
       });
     }
     return { stream, http, files };
   }
+}
 
-  #httpServers(
-    config: DaemonServiceConfig,
-    listener: DaemonListener,
-    usable: (name: string | undefined) => UpstreamRef | null,
-    tlsDir: string,
-    files: RenderedFile[],
-  ): HttpServer[] {
-    const ssl = listener.protocol === 'HTTPS';
-    const certs = new Map<DaemonTlsCertificate, { crt: string; key: string }>();
-    for (const tls of listener.tls ?? []) {
-      const stem = fileStem(config.id, listener.name, tls.name);
-      const crt = `${tlsDir}/${stem}.crt`;
-      const key = `${tlsDir}/${stem}.key`;
-      files.push({ path: crt, content: tls.certificate, mode: 0o644 });
-      files.push({ path: key, content: tls.privateKey, mode: 0o600 });
-      certs.set(tls, { crt, key });
-    }
-    const tlsList = listener.tls ?? [];
-    const defaultTls = tlsList.find((t) => t.hosts.length === 0) ?? tlsList[0];
-    const certFor = (host: string | null): { crt: string; key: string } | null => {
-      if (!ssl) return null;
-      const match = host === null ? undefined : tlsList.find((t) => t.hosts.some((h) => hostMatches(h, host)));
-      const chosen = match ?? defaultTls;
-      return chosen ? (certs.get(chosen) ?? null) : null;
-    };
-    const server = (host: string | null, isDefault: boolean): HttpServer => ({
-      listen: config.addresses.map((address) => ({ address, port: listener.port, ssl, def: isDefault })),
-      host,
-      cert: certFor(host),
-      redirect: null,
-      locations: [],
-      seen: new Set(),
-    });
-    const fallback = server(null, true);
-    if (listener.redirectToHttpsPort !== undefined) {
-      fallback.redirect = listener.redirectToHttpsPort;
-      return [fallback];
-    }
-    const byHost = new Map<string, HttpServer>();
-    for (const route of listener.routes ?? []) {
-      let target = fallback;
-      if (route.host !== undefined) {
-        target = byHost.get(route.host) ?? server(route.host, false);
-        byHost.set(route.host, target);
-      }
-      addLocation(target, route.path, route.pathType === 'Exact', usable(route.upstream));
-    }
-    const servers = [fallback, ...byHost.values()];
-    for (const s of servers) {
-      // Unmatched paths go to the listener's default upstream, or get a 404 (never a file).
-      if (listener.upstream !== undefined) addLocation(s, undefined, false, usable(listener.upstream));
-      else addLocation(s, undefined, false, null, true);
-    }
-    return servers;
+/** The `server` blocks of an HTTP/HTTPS listener: a default one, and one per host of its routes. */
+function httpServers(
+  config: DaemonServiceConfig,
+  listener: DaemonListener,
+  ready: ReadyUpstreams,
+  tlsDir: string,
+  files: RenderedFile[],
+): HttpServer[] {
+  const ssl = listener.protocol === 'HTTPS';
+  const certs = new Map<DaemonTlsCertificate, { crt: string; key: string }>();
+  for (const tls of listener.tls ?? []) {
+    const stem = fileStem(config.id, listener.name, tls.name);
+    const crt = `${tlsDir}/${stem}.crt`;
+    const key = `${tlsDir}/${stem}.key`;
+    files.push({ path: crt, content: tls.certificate, mode: 0o644 });
+    files.push({ path: key, content: tls.privateKey, mode: 0o600 });
+    certs.set(tls, { crt, key });
   }
+  const tlsList = listener.tls ?? [];
+  const defaultTls = tlsList.find((t) => t.hosts.length === 0) ?? tlsList[0];
+  const certFor = (host: string | null): { crt: string; key: string } | null => {
+    if (!ssl) return null;
+    const match = host === null ? undefined : tlsList.find((t) => t.hosts.some((h) => hostMatches(h, host)));
+    const chosen = match ?? defaultTls;
+    return chosen ? (certs.get(chosen) ?? null) : null;
+  };
+  const server = (host: string | null, isDefault: boolean): HttpServer => ({
+    listen: config.addresses.map((address) => ({ address, port: listener.port, ssl, def: isDefault })),
+    host,
+    cert: certFor(host),
+    redirect: false,
+    redirectPort: null,
+    locations: [],
+  });
+  const fallback = server(null, true);
+  if (listener.redirectToHttpsPort !== undefined) {
+    fallback.redirect = true;
+    fallback.redirectPort = listener.redirectToHttpsPort === 443 ? null : listener.redirectToHttpsPort;
+    return [fallback];
+  }
+  const seen: SeenLocations = new WeakMap();
+  const byHost = new Map<string, HttpServer>();
+  for (const route of listener.routes ?? []) {
+    let target = fallback;
+    if (route.host !== undefined) {
+      target = byHost.get(route.host) ?? server(route.host, false);
+      byHost.set(route.host, target);
+    }
+    addLocation(seen, target, route.path, route.pathType === 'Exact', usable(ready, route.upstream));
+  }
+  const servers = [fallback, ...byHost.values()];
+  for (const s of servers) {
+    // Unmatched paths go to the listener's default upstream, or get a 404 (never a file).
+    if (listener.upstream !== undefined) addLocation(seen, s, undefined, false, usable(ready, listener.upstream));
+    else addLocation(seen, s, undefined, false, null, true);
+  }
+  return servers;
 }
 
 let shared: NginxRenderer | undefined;
@@ -453,7 +496,9 @@ let shared: NginxRenderer | undefined;
  * `validateDaemonServiceConfig`), and every value passes a typed filter again while rendering; a
  * config that fails either way, or collides with one whose id sorts earlier, is listed in
  * `rejected` and left out, and every other load balancer renders byte-for-byte as it would
- * without it.
+ * without it. Fragments are rendered once per shape and replayed (see
+ * {@link NginxRendererOptions.fragments}); the shared renderer keeps the fragments of its last
+ * render, so a load balancer whose config is unchanged costs one comparison.
  *
  * @throws InvalidRenderOptionsError when `options` themselves are invalid.
  */
