@@ -64,7 +64,9 @@ export interface OpenStackConfig {
   readonly interface?: EndpointInterface;
   /** Use this Octavia URL instead of the catalog's. */
   readonly endpointOverride?: string;
-  /** PEM CA bundle to verify Keystone's and Octavia's TLS certificates with (`OS_CACERT`'s contents). */
+  /** Use this Neutron URL instead of the catalog's `network` entry (floating IPs). */
+  readonly networkEndpointOverride?: string;
+  /** PEM CA bundle to verify Keystone's, Octavia's and Neutron's TLS certificates with (`OS_CACERT`'s contents). */
   readonly caBundle?: string;
   /** Skip TLS verification (`OS_INSECURE=true`). Logged as a warning; never the default. */
   readonly insecure?: boolean;
@@ -133,11 +135,15 @@ export function validateOpenStackConfig(config: OpenStackConfig): OpenStackConfi
       throw new OpenStackConfigError('application credential auth needs an id, or a name with its user');
     }
   }
-  if (config.endpointOverride !== undefined) {
+  for (const [what, value] of [
+    ['endpoint override', config.endpointOverride],
+    ['network endpoint override', config.networkEndpointOverride],
+  ] as const) {
+    if (value === undefined) continue;
     try {
-      new URL(config.endpointOverride);
+      new URL(value);
     } catch {
-      throw new OpenStackConfigError(`endpoint override is not a URL: ${JSON.stringify(config.endpointOverride)}`);
+      throw new OpenStackConfigError(`${what} is not a URL: ${JSON.stringify(value)}`);
     }
   }
   return config;
@@ -148,7 +154,7 @@ export function validateOpenStackConfig(config: OpenStackConfig): OpenStackConfi
  * `OS_PASSWORD`, `OS_TENANT_NAME`/`OS_PROJECT_NAME` (or `OS_TENANT_ID`/`OS_PROJECT_ID`),
  * `OS_USER_DOMAIN_NAME`/`_ID`, `OS_PROJECT_DOMAIN_NAME`/`_ID` (`OS_DOMAIN_NAME` for both),
  * `OS_REGION_NAME`, `OS_SUBNET_ID`, `OS_INTERFACE`/`OS_ENDPOINT_TYPE`, `OS_CACERT` (a path),
- * `OS_INSECURE`, `OS_LOAD_BALANCER_ENDPOINT_OVERRIDE`, and application credentials
+ * `OS_INSECURE`, `OS_LOAD_BALANCER_ENDPOINT_OVERRIDE`, `OS_NETWORK_ENDPOINT_OVERRIDE`, and application credentials
  * (`OS_AUTH_TYPE=v3applicationcredential`, `OS_APPLICATION_CREDENTIAL_ID`/`_NAME`/`_SECRET`).
  */
 export function openStackConfigFromEnv(env: OpenStackEnv = process.env): OpenStackConfig {
@@ -187,6 +193,7 @@ export function openStackConfigFromEnv(env: OpenStackEnv = process.env): OpenSta
       region: pick(env, 'OS_REGION_NAME'),
       interface: interfaceOf(pick(env, 'OS_INTERFACE', 'OS_ENDPOINT_TYPE')),
       endpointOverride: pick(env, 'OS_LOAD_BALANCER_ENDPOINT_OVERRIDE'),
+      networkEndpointOverride: pick(env, 'OS_NETWORK_ENDPOINT_OVERRIDE'),
       caBundle: readCa(pick(env, 'OS_CACERT')),
       insecure: bool(pick(env, 'OS_INSECURE')),
       subnetId: pick(env, 'OS_SUBNET_ID'),
@@ -203,6 +210,7 @@ interface CloudEntry {
   cacert?: string;
   verify?: boolean | string;
   load_balancer_endpoint_override?: string;
+  network_endpoint_override?: string;
   subnet_id?: string;
 }
 
@@ -211,8 +219,8 @@ interface CloudEntry {
  * `user_id`, `password`, `project_name`, `project_id`, `user_domain_name`, `user_domain_id`,
  * `project_domain_name`, `project_domain_id`, `domain_name`, `application_credential_id`,
  * `application_credential_name`, `application_credential_secret`), `auth_type`, `region_name`,
- * `interface`, `cacert` (a path), `verify`, `load_balancer_endpoint_override`, and KLB's
- * `subnet_id`.
+ * `interface`, `cacert` (a path), `verify`, `load_balancer_endpoint_override`,
+ * `network_endpoint_override`, and KLB's `subnet_id`.
  */
 export function openStackConfigFromCloudsYaml(text: string, cloud: string): OpenStackConfig {
   let doc: { clouds?: Record<string, CloudEntry> };
@@ -263,6 +271,7 @@ export function openStackConfigFromCloudsYaml(text: string, cloud: string): Open
       region: entry.region_name,
       interface: interfaceOf(entry.interface ?? entry.endpoint_type),
       endpointOverride: entry.load_balancer_endpoint_override,
+      networkEndpointOverride: entry.network_endpoint_override,
       caBundle: readCa(entry.cacert),
       insecure: verify === undefined ? undefined : !verify,
       subnetId: entry.subnet_id,

@@ -1,14 +1,17 @@
 import { KlbError, RetryAfterError, TerminalError } from '@klb/core';
 
-/** Where an Octavia or Keystone error came from. */
+/** Where an Octavia, Neutron or Keystone error came from. */
 export interface ApiFault {
-  /** HTTP status code. */
+  /** HTTP status code; 0 when there was no answer (unreachable, timed out). */
   readonly status: number;
   /** HTTP method of the failed request. */
   readonly method: string;
   /** URL path of the failed request (no query, no credentials). */
   readonly path: string;
-  /** Octavia's `faultstring` (or Keystone's `error.message`), when the body had one. */
+  /**
+   * Octavia's `faultstring` (or Keystone's `error.message`, Neutron's `NeutronError.message`),
+   * when the body had one.
+   */
   readonly faultstring?: string;
 }
 
@@ -20,6 +23,16 @@ export interface ApiErrorOptions {
 
 function describe(fault: ApiFault): string {
   return `${fault.method} ${fault.path}: HTTP ${fault.status}${fault.faultstring ? `: ${fault.faultstring}` : ''}`;
+}
+
+/** A failed Octavia or Neutron request, with the request in {@link ApiFaultError.fault}. */
+export class ApiFaultError extends KlbError {
+  /** The failed request. */
+  readonly fault: ApiFault;
+  constructor(code: string, message: string, retryable: boolean, fault: ApiFault, options: ApiErrorOptions = {}) {
+    super(code, `${message}: ${describe(fault)}`, retryable, options);
+    this.fault = fault;
+  }
 }
 
 /**
@@ -81,32 +94,23 @@ export class OctaviaValidationError extends TerminalError {
  * A conflicting object exists (409 that is not "immutable", e.g. a duplicate listener port):
  * KLB's view was stale; re-reading and diffing again resolves it, so it is retried.
  */
-export class OctaviaConflictError extends KlbError {
-  /** The failed request. */
-  readonly fault: ApiFault;
+export class OctaviaConflictError extends ApiFaultError {
   constructor(fault: ApiFault, options: ApiErrorOptions = {}) {
-    super('OCTAVIA_CONFLICT', `Octavia reported a conflict: ${describe(fault)}`, true, options);
-    this.fault = fault;
+    super('OCTAVIA_CONFLICT', 'Octavia reported a conflict', true, fault, options);
   }
 }
 
 /** The project's Octavia quota is used up (403 "Quota has been met"): retried with backoff. */
-export class OctaviaQuotaError extends KlbError {
-  /** The failed request. */
-  readonly fault: ApiFault;
+export class OctaviaQuotaError extends ApiFaultError {
   constructor(fault: ApiFault, options: ApiErrorOptions = {}) {
-    super('OCTAVIA_QUOTA', `Octavia quota exceeded: ${describe(fault)}`, true, options);
-    this.fault = fault;
+    super('OCTAVIA_QUOTA', 'Octavia quota exceeded', true, fault, options);
   }
 }
 
 /** Any other Octavia API failure; `retryable` for 5xx, not for other 4xx (403 policy, 404...). */
-export class OctaviaApiError extends KlbError {
-  /** The failed request. */
-  readonly fault: ApiFault;
+export class OctaviaApiError extends ApiFaultError {
   constructor(fault: ApiFault, options: ApiErrorOptions = {}) {
-    super(`OCTAVIA_HTTP_${fault.status}`, `Octavia request failed: ${describe(fault)}`, fault.status >= 500, options);
-    this.fault = fault;
+    super(`OCTAVIA_HTTP_${fault.status}`, 'Octavia request failed', fault.status >= 500, fault, options);
   }
 }
 
@@ -130,12 +134,17 @@ export class OpenStackConfigError extends KlbError {
   }
 }
 
-/** Octavia's `faultstring` from an error body, if any. */
+/** Octavia's `faultstring` (Keystone's `error.message`, Neutron's `NeutronError.message`) from an error body, if any. */
 export function faultstringOf(body: string): string | undefined {
   try {
-    const parsed = JSON.parse(body) as { faultstring?: unknown; error?: { message?: unknown } };
+    const parsed = JSON.parse(body) as {
+      faultstring?: unknown;
+      error?: { message?: unknown };
+      NeutronError?: { message?: unknown };
+    };
     if (typeof parsed.faultstring === 'string') return parsed.faultstring;
     if (typeof parsed.error?.message === 'string') return parsed.error.message;
+    if (typeof parsed.NeutronError?.message === 'string') return parsed.NeutronError.message;
   } catch {
     // not JSON (an HTML error page): no faultstring
   }
@@ -151,4 +160,81 @@ export function octaviaError(fault: ApiFault, retryAfterMs: number): Error {
   if (fault.status === 503) return new OctaviaUnavailableError(fault, retryAfterMs);
   if (fault.status === 400) return new OctaviaValidationError(fault);
   return new OctaviaApiError(fault);
+}
+
+/**
+ * Neutron did not answer (unreachable, timed out: `fault.status` 0) or failed (5xx). Retried with
+ * backoff, recorded on the Service, and never a reason to delete anything: what Neutron holds is
+ * unknown.
+ */
+export class NeutronUnavailableError extends ApiFaultError {
+  constructor(fault: ApiFault, options: ApiErrorOptions = {}) {
+    super(
+      'NEUTRON_UNAVAILABLE',
+      fault.status === 0 ? 'Neutron did not answer' : 'Neutron failed',
+      true,
+      fault,
+      options,
+    );
+  }
+}
+
+/**
+ * Neutron reported a conflict (409, e.g. the port already has a floating IP, or the address is
+ * taken): KLB's view was stale; re-reading resolves it, so it is retried.
+ */
+export class NeutronConflictError extends ApiFaultError {
+  constructor(fault: ApiFault, options: ApiErrorOptions = {}) {
+    super('NEUTRON_CONFLICT', 'Neutron reported a conflict', true, fault, options);
+  }
+}
+
+/** Neutron refused the request as invalid (400, e.g. not an external network): a `TerminalError`. */
+export class NeutronValidationError extends TerminalError {
+  /** The failed request. */
+  readonly fault: ApiFault;
+  constructor(fault: ApiFault, options: ApiErrorOptions = {}) {
+    super(`Neutron rejected the request: ${describe(fault)}`, {
+      ...options,
+      code: 'NEUTRON_VALIDATION',
+      reason: 'NeutronValidationFailed',
+    });
+    this.fault = fault;
+  }
+}
+
+/** Any other Neutron API failure (403 policy, 404 on a create...): retried with backoff. */
+export class NeutronApiError extends ApiFaultError {
+  constructor(fault: ApiFault, options: ApiErrorOptions = {}) {
+    super(`NEUTRON_HTTP_${fault.status}`, 'Neutron request failed', false, fault, options);
+  }
+}
+
+/** Maps a failed Neutron response (or no response: status 0) to the matching typed error. */
+export function neutronError(fault: ApiFault, options: ApiErrorOptions = {}): Error {
+  if (fault.status === 0 || fault.status >= 500) return new NeutronUnavailableError(fault, options);
+  if (fault.status === 409) return new NeutronConflictError(fault, options);
+  if (fault.status === 400) return new NeutronValidationError(fault, options);
+  return new NeutronApiError(fault, options);
+}
+
+/**
+ * The floating IP a Service asks for (by address) is associated with a port other than its load
+ * balancer's VIP port, and KLB does not own it: KLB does not take it away. Retried with backoff
+ * (it may be released).
+ */
+export class FloatingIpInUseError extends KlbError {
+  /** The floating IP address. */
+  readonly address: string;
+  /** The port it is associated with. */
+  readonly portId: string;
+  constructor(address: string, portId: string) {
+    super(
+      'NEUTRON_FLOATING_IP_IN_USE',
+      `floating IP ${address} is associated with port ${portId}, not with this load balancer's VIP port; KLB does not take it away`,
+      true,
+    );
+    this.address = address;
+    this.portId = portId;
+  }
 }

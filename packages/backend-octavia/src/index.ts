@@ -1,9 +1,11 @@
 /**
- * KLB backend for OpenStack Octavia (LBaaS v2) with Keystone v3: a got-based Keystone and
- * Octavia client and the {@link OctaviaBackend}.
+ * KLB backend for OpenStack Octavia (LBaaS v2) with Keystone v3: got-based Keystone, Octavia
+ * and Neutron (floating IPs) clients and the {@link OctaviaBackend}.
  *
  * @packageDocumentation
  */
+
+export { type AuthedApi, type AuthedResponse, collectPages, type HttpMethod, sendAuthed } from './authed-request.js';
 export {
   type ApplicationCredentials,
   type EndpointInterface,
@@ -19,8 +21,15 @@ export {
 export {
   type ApiErrorOptions,
   type ApiFault,
+  ApiFaultError,
+  FloatingIpInUseError,
   faultstringOf,
   KeystoneAuthError,
+  NeutronApiError,
+  NeutronConflictError,
+  NeutronUnavailableError,
+  NeutronValidationError,
+  neutronError,
   OctaviaApiError,
   OctaviaConflictError,
   OctaviaImmutableError,
@@ -31,14 +40,22 @@ export {
   OpenStackConfigError,
   octaviaError,
 } from './errors.js';
+export {
+  FLOATING_ADDRESS_ANNOTATION,
+  FLOATING_NETWORK_ANNOTATION,
+  type FloatingIpRequest,
+  FloatingIps,
+  type FloatingIpTarget,
+  floatingIpRequest,
+} from './floating-ips.js';
 export { createHttp, KeystoneSession, type KeystoneSessionOptions, type KeystoneToken } from './keystone.js';
+export { NeutronClient, type NeutronClientOptions, type NeutronFloatingIp } from './neutron-client.js';
 export {
   OctaviaBackend,
   type OctaviaBackendOptions,
   type OctaviaPollOptions,
 } from './octavia-backend.js';
 export {
-  type HttpMethod,
   OctaviaClient,
   type OctaviaClientOptions,
   type OctaviaFeatures,

@@ -26,6 +26,11 @@ export interface KeystoneToken {
   readonly issuedAt: number;
   /** The Octavia endpoint: the override, or the catalog's `load-balancer` entry. */
   readonly octaviaEndpoint: string;
+  /**
+   * The Neutron endpoint: the network override, or the catalog's `network` entry for the same
+   * region and interface; undefined when the catalog has none.
+   */
+  readonly networkEndpoint?: string;
   /** The project the token is scoped to, if any. */
   readonly projectId?: string;
 }
@@ -35,7 +40,7 @@ interface CatalogEntry {
   endpoints: Array<{ interface: string; url: string; region_id?: string; region?: string }>;
 }
 
-/** Creates the got instance shared by Keystone and Octavia calls (TLS settings, no automatic retries). */
+/** Creates the got instance shared by Keystone, Octavia and Neutron calls (TLS settings, no automatic retries). */
 export function createHttp(config: OpenStackConfig, requestTimeoutMs: number, log: Logger): Got {
   if (config.insecure) log.warn({}, 'OpenStack TLS certificate verification is disabled (insecure: true)');
   return got.extend({
@@ -52,8 +57,8 @@ export function createHttp(config: OpenStackConfig, requestTimeoutMs: number, lo
 
 /**
  * A Keystone v3 session: authenticates with password or application credentials, reads the
- * token from `X-Subject-Token`, finds the `load-balancer` endpoint for the configured region and
- * interface (or uses the override), and re-authenticates before the token expires or when a
+ * token from `X-Subject-Token`, finds the `load-balancer` endpoint (and the `network` one, if
+ * any) for the configured region and interface (or uses the overrides), and re-authenticates before the token expires or when a
  * caller reports a 401 ({@link KeystoneSession.invalidate}). Concurrent callers share one
  * authentication request.
  */
@@ -165,31 +170,37 @@ export class KeystoneSession {
     const expiresAt = Date.parse(body.token?.expires_at ?? '');
     const issuedAt = Date.parse(body.token?.issued_at ?? '') || Date.now();
     if (!Number.isFinite(expiresAt)) throw new KeystoneAuthError('Keystone token has no expires_at', fault);
-    const octaviaEndpoint = this.#config.endpointOverride ?? this.#findEndpoint(body.token?.catalog ?? []);
+    const catalog = body.token?.catalog ?? [];
+    const octaviaEndpoint = this.#config.endpointOverride ?? this.#findEndpoint(catalog, 'load-balancer');
+    const networkEndpoint = this.#config.networkEndpointOverride ?? this.#findEndpoint(catalog, 'network', false);
     const projectId = body.token?.project?.id;
     this.#current = {
       token,
       expiresAt,
       issuedAt,
       octaviaEndpoint: octaviaEndpoint.replace(/\/+$/, '').replace(/\/v2(\.0)?$/, ''),
+      ...(networkEndpoint ? { networkEndpoint: networkEndpoint.replace(/\/+$/, '').replace(/\/v2\.0$/, '') } : {}),
       ...(projectId ? { projectId } : {}),
     };
     this.#log.debug({ expiresAt: new Date(expiresAt).toISOString() }, 'authenticated with Keystone');
     return this.#current;
   }
 
-  #findEndpoint(catalog: readonly CatalogEntry[]): string {
+  #findEndpoint(catalog: readonly CatalogEntry[], type: string): string;
+  #findEndpoint(catalog: readonly CatalogEntry[], type: string, required: false): string | undefined;
+  #findEndpoint(catalog: readonly CatalogEntry[], type: string, required = true): string | undefined {
     const iface = this.#config.interface ?? 'public';
     const region = this.#config.region;
     for (const service of catalog) {
-      if (service.type !== 'load-balancer') continue;
+      if (service.type !== type) continue;
       const endpoint = service.endpoints.find(
         (e) => e.interface === iface && (region === undefined || e.region_id === region || e.region === region),
       );
       if (endpoint) return endpoint.url;
     }
+    if (!required) return undefined;
     throw new KeystoneAuthError(
-      `the Keystone catalog has no load-balancer endpoint for interface ${iface}${region ? ` in region ${region}` : ''}`,
+      `the Keystone catalog has no ${type} endpoint for interface ${iface}${region ? ` in region ${region}` : ''}`,
     );
   }
 }

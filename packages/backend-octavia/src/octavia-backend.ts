@@ -16,7 +16,9 @@ import {
 import ipaddr from 'ipaddr.js';
 import { type OpenStackConfig, validateOpenStackConfig } from './config.js';
 import { OctaviaPendingError, OpenStackConfigError } from './errors.js';
+import { FloatingIps, floatingIpRequest } from './floating-ips.js';
 import { createHttp, KeystoneSession } from './keystone.js';
+import { NeutronClient } from './neutron-client.js';
 import {
   OctaviaClient,
   type OctaviaFeatures,
@@ -63,6 +65,13 @@ export interface OctaviaBackendOptions {
   readonly availabilityZone?: string;
   /** Octavia provider for new load balancers (e.g. `amphora`, `ovn`); default Octavia's default. */
   readonly provider?: string;
+  /**
+   * External network (Neutron id) to give every Service a floating IP from, associated with its
+   * VIP port and reported in its status instead of the VIP; default none. The annotation
+   * `klb.io/octavia-floating-network-id` overrides it per Service (`none`: no floating IP), and
+   * `klb.io/octavia-floating-ip-address` asks for a specific address.
+   */
+  readonly floatingNetworkId?: string;
   /** Requeue delays while a load balancer is PENDING_*. */
   readonly poll?: OctaviaPollOptions;
   /** Re-authenticate when the token expires within this many seconds; default 300. */
@@ -166,11 +175,14 @@ export class OctaviaBackend implements LoadBalancerBackend {
   readonly client: OctaviaClient;
   /** The Keystone session. */
   readonly session: KeystoneSession;
+  /** The Neutron client (floating IPs; exposed for tests and tools: write counter). */
+  readonly neutron: NeutronClient;
 
   readonly #cluster: string;
   readonly #subnetId: string | undefined;
   readonly #options: OctaviaBackendOptions;
   readonly #pendingCounts = new Map<string, number>();
+  readonly #floatingIps: FloatingIps;
 
   /** @param options - see {@link OctaviaBackendOptions}. */
   constructor(options: OctaviaBackendOptions) {
@@ -194,6 +206,8 @@ export class OctaviaBackend implements LoadBalancerBackend {
       http,
     );
     this.client = new OctaviaClient(this.session, http, { log, retryAfterMs: () => this.#delay(undefined) });
+    this.neutron = new NeutronClient(this.session, http, { log });
+    this.#floatingIps = new FloatingIps(this.neutron, this.#cluster);
   }
 
   #delay(lbId: string | undefined): number {
@@ -400,22 +414,29 @@ export class OctaviaBackend implements LoadBalancerBackend {
     return { lb_algorithm: p.algorithm, session_persistence: p.persistence ? { type: p.persistence } : null };
   }
 
-  #status(lb: OctaviaLoadBalancer, desired: readonly DesiredListener[]): LoadBalancerStatus {
+  #status(lb: OctaviaLoadBalancer, desired: readonly DesiredListener[], floatingIp?: string): LoadBalancerStatus {
     return {
       ingress: [
         {
-          ip: lb.vip_address,
+          ip: floatingIp ?? lb.vip_address,
           ports: desired.map((d) => ({ port: d.port, protocol: l4(d.protocol) as 'TCP' | 'UDP' })),
         },
       ],
-      message: `Octavia load balancer ${lb.id} ${lb.provisioning_status}/${lb.operating_status}`,
+      message: `Octavia load balancer ${lb.id} ${lb.provisioning_status}/${lb.operating_status}${
+        floatingIp ? `, floating IP ${floatingIp} → VIP ${lb.vip_address}` : ''
+      }`,
     };
   }
 
-  /** Creates or updates the load balancer of `spec`; one Octavia mutation per call at most. */
+  /**
+   * Creates or updates the load balancer of `spec`; one Octavia mutation per call at most. Once
+   * the load balancer is ACTIVE and converged, makes its floating IP match the request (see
+   * {@link OctaviaBackendOptions.floatingNetworkId}); the status then carries the floating IP.
+   */
   async ensure(spec: LoadBalancerSpec, ctx: BackendContext): Promise<LoadBalancerStatus> {
     const { signal } = ctx;
     const log = ctx.log;
+    const floating = floatingIpRequest(spec.annotations, this.#options.floatingNetworkId);
     const features = await this.client.features(signal);
     this.#validate(spec, features);
     const desired = this.#desired(spec);
@@ -572,7 +593,8 @@ export class OctaviaBackend implements LoadBalancerBackend {
       }
     }
     this.#pendingCounts.delete(lb.id);
-    return this.#status(lb, desired);
+    const floatingIp = await this.#floatingIps.ensure(spec.ref, floating, lb, log, signal);
+    return this.#status(lb, desired, floatingIp);
   }
 
   #listenerDiffers(l: OctaviaListener, d: DesiredListener, features: OctaviaFeatures): boolean {
@@ -605,7 +627,9 @@ export class OctaviaBackend implements LoadBalancerBackend {
 
   /**
    * Deletes the load balancer of `ref` with everything in it (cascade). Resolves only once Octavia
-   * no longer has it; meanwhile throws a RetryAfterError.
+   * no longer has it; meanwhile throws a RetryAfterError. First the floating IPs: the ones KLB
+   * created for `ref` are deleted, others on the VIP port disassociated (kept); a failed Neutron
+   * read stops it there, with nothing deleted.
    */
   async remove(ref: LoadBalancerRef, ctx: BackendContext): Promise<void> {
     const features = await this.client.features(ctx.signal);
@@ -615,6 +639,8 @@ export class OctaviaBackend implements LoadBalancerBackend {
         throw this.#pending(lb, lb.provisioning_status === 'PENDING_DELETE' ? 'deleting' : 'waiting to delete');
       }
     }
+    const ports = found.map(({ lb }) => lb.vip_port_id).filter((id): id is string => !!id);
+    await this.#floatingIps.release(ref, ports, ctx.log, ctx.signal);
     const [target] = found;
     if (!target) {
       ctx.log.debug({ ref: ref.id }, 'octavia: nothing to remove');

@@ -1,7 +1,10 @@
 import { type Logger, silentLogger } from '@klb/core';
 import type { Got } from 'got';
-import { faultstringOf, KeystoneAuthError, OctaviaApiError, octaviaError } from './errors.js';
+import { type AuthedApi, collectPages, type HttpMethod, sendAuthed } from './authed-request.js';
+import { faultstringOf, OctaviaApiError, octaviaError } from './errors.js';
 import type { KeystoneSession } from './keystone.js';
+
+export type { HttpMethod } from './authed-request.js';
 
 /** What the Octavia API behind the endpoint supports (from version discovery). */
 export interface OctaviaFeatures {
@@ -27,6 +30,8 @@ export interface OctaviaLoadBalancer {
   readonly operating_status: string;
   /** The VIP. */
   readonly vip_address: string;
+  /** The Neutron port of the VIP (floating IPs are associated with it). */
+  readonly vip_port_id?: string;
   /** Tags (API >= 2.5). */
   readonly tags?: readonly string[];
   /** Creation time (ISO). */
@@ -129,9 +134,6 @@ export interface OctaviaClientOptions {
   readonly retryAfterMs?: () => number;
 }
 
-/** HTTP methods the Octavia API uses. */
-export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
-
 /**
  * Octavia v2 client over got: authenticates through a {@link KeystoneSession} (once more on a
  * 401), follows pagination, and turns failures into typed errors from the `faultstring` body
@@ -140,9 +142,7 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
  * {@link OctaviaValidationError}).
  */
 export class OctaviaClient {
-  readonly #session: KeystoneSession;
-  readonly #http: Got;
-  readonly #log: Logger;
+  readonly #api: AuthedApi;
   readonly #retryAfterMs: () => number;
   #features: Promise<OctaviaFeatures> | undefined;
   #writes = 0;
@@ -153,9 +153,17 @@ export class OctaviaClient {
    * @param options - logger and retry delays.
    */
   constructor(session: KeystoneSession, http: Got, options: OctaviaClientOptions = {}) {
-    this.#session = session;
-    this.#http = http;
-    this.#log = options.log ?? silentLogger;
+    this.#api = {
+      session,
+      http,
+      log: options.log ?? silentLogger,
+      service: 'Octavia',
+      endpoint: (token) => token.octaviaEndpoint,
+      linkError: (fault) => new OctaviaApiError(fault),
+      onSend: (method) => {
+        if (method !== 'GET') this.#writes++;
+      },
+    };
     this.#retryAfterMs = options.retryAfterMs ?? (() => 2000 + Math.floor(Math.random() * 1000));
   }
 
@@ -166,43 +174,16 @@ export class OctaviaClient {
 
   /** Sends one request to `path` (below the endpoint, e.g. `/v2/lbaas/loadbalancers`) or to an absolute URL on the endpoint. */
   async request<T>(method: HttpMethod, path: string, body?: unknown, signal?: AbortSignal): Promise<T | undefined> {
-    for (let attempt = 0; ; attempt++) {
-      const auth = await this.#session.token(signal);
-      const url = path.startsWith('http') ? path : `${auth.octaviaEndpoint}${path}`;
-      if (new URL(url).origin !== new URL(auth.octaviaEndpoint).origin) {
-        throw new OctaviaApiError({
-          status: 0,
-          method,
-          path: new URL(url).pathname,
-          faultstring: 'link leaves the endpoint',
-        });
-      }
-      if (method !== 'GET') this.#writes++;
-      const res = await this.#http(url, {
-        method,
-        headers: { 'x-auth-token': auth.token, accept: 'application/json' },
-        ...(body === undefined ? {} : { json: body }),
-        ...(signal ? { signal } : {}),
-      });
-      const fault = { status: res.statusCode, method, path: new URL(url).pathname };
-      if (res.statusCode === 401) {
-        this.#session.invalidate(auth.token);
-        if (attempt === 0) {
-          this.#log.debug({ path: fault.path }, 'Octavia answered 401: re-authenticating once');
-          continue;
-        }
-        throw new KeystoneAuthError('Octavia refused a fresh Keystone token (401)', fault);
-      }
-      if (res.statusCode === 404 && method !== 'POST') return undefined;
-      if (res.statusCode >= 400) {
-        const faultstring = faultstringOf(res.body);
-        const retryAfter = Number(res.headers['retry-after']);
-        const delay = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : this.#retryAfterMs();
-        throw octaviaError(faultstring ? { ...fault, faultstring } : fault, delay);
-      }
-      if (res.statusCode === 204 || res.body === '') return undefined;
-      return JSON.parse(res.body) as T;
+    const res = await sendAuthed(this.#api, method, path, body, signal);
+    if (res.statusCode === 404 && method !== 'POST') return undefined;
+    if (res.statusCode >= 400) {
+      const faultstring = faultstringOf(res.body);
+      const retryAfter = Number(res.headers['retry-after']);
+      const delay = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : this.#retryAfterMs();
+      throw octaviaError(faultstring ? { ...res.fault, faultstring } : res.fault, delay);
     }
+    if (res.statusCode === 204 || res.body === '') return undefined;
+    return JSON.parse(res.body) as T;
   }
 
   /** Reads the API versions once (cached) and derives the feature gates. */
@@ -227,30 +208,20 @@ export class OctaviaClient {
     return this.#features;
   }
 
-  async #list<T>(collection: string, key: string, query: Record<string, string>, signal?: AbortSignal): Promise<T[]> {
+  #list<T>(collection: string, key: string, query: Record<string, string>, signal?: AbortSignal): Promise<T[]> {
     const params = new URLSearchParams(query).toString();
-    let next: string | undefined = `/v2/lbaas/${collection}${params ? `?${params}` : ''}`;
-    const out: T[] = [];
-    while (next) {
-      const page: Record<string, unknown> | undefined = await this.request<Record<string, unknown>>(
-        'GET',
-        next,
-        undefined,
-        signal,
-      );
-      if (!page || !Array.isArray(page[key])) {
-        throw new OctaviaApiError({
+    return collectPages<T>(
+      `/v2/lbaas/${collection}${params ? `?${params}` : ''}`,
+      key,
+      (path) => this.request<Record<string, unknown>>('GET', path, undefined, signal),
+      () =>
+        new OctaviaApiError({
           status: 0,
           method: 'GET',
           path: `/v2/lbaas/${collection}`,
           faultstring: 'no list in the answer',
-        });
-      }
-      out.push(...(page[key] as T[]));
-      const links = (page[`${key}_links`] ?? []) as Array<{ rel: string; href: string }>;
-      next = links.find((l) => l.rel === 'next')?.href;
-    }
-    return out;
+        }),
+    );
   }
 
   /** Lists load balancers matching `query` (e.g. `{ tags: 'a,b' }`, `{ name }`). */

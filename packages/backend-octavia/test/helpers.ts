@@ -88,3 +88,23 @@ export function specFor(
     ...extra,
   };
 }
+
+/** What a Service suite starts, each part possibly absent (a failed start, a skipped suite). */
+export interface SuiteParts {
+  /** The controller (stopped first). */
+  readonly controller?: { stop(): Promise<void> } | undefined;
+  /** The Kubernetes client. */
+  readonly client?: { close(): void } | undefined;
+  /** The OpenStack servers. */
+  readonly stack?: OpenStack | undefined;
+  /** The control plane (stopped last). */
+  readonly plane?: { stop(): Promise<void> } | undefined;
+}
+
+/** Stops everything a Service suite started, newest first. */
+export async function stopSuite(parts: SuiteParts): Promise<void> {
+  await parts.controller?.stop();
+  parts.client?.close();
+  await parts.stack?.stop();
+  await parts.plane?.stop();
+}

@@ -5,7 +5,7 @@ import { type ControlPlane, type OpenStack, requireComponents, startControlPlane
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { OctaviaBackend } from '../src/index.js';
-import { backendFor, userConfig } from './helpers.js';
+import { backendFor, stopSuite, userConfig } from './helpers.js';
 
 const test = suite('octavia: Services through the engine (real apiserver, Keystone, Octavia)');
 const missing = requireComponents('kube-apiserver', 'etcd', 'keystone', 'octavia');
@@ -39,12 +39,7 @@ if (!missing) {
   backend = backendFor(stack);
   controller = startController(backend);
   await controller.start();
-  test.after(async () => {
-    await controller?.stop();
-    client?.close();
-    await stack?.stop();
-    await plane?.stop();
-  });
+  test.after(() => stopSuite({ controller, client, stack, plane }));
 }
 const os = (): OpenStack => stack as OpenStack;
 
