@@ -205,7 +205,7 @@ async function stopGroup(group: ProcessGroup): Promise<void> {
  *
  * With `neutron: true` it also starts a real Neutron (Debian `neutron-server` 21: ML2 without
  * mechanism drivers, the L3 router plugin, sqlite schema built from Neutron's models as its unit
- * tests do, keystonemiddleware, no agents, RPC on the fake transport; see {@link neutronConfig}),
+ * tests do, keystonemiddleware, no agents, RPC on the fake transport),
  * registers the `network` service, creates the floating-IP topology of {@link OpenStackNeutron},
  * and points Octavia's network driver at it (`allowed_address_pairs_driver`, `[neutron]
  * endpoint`), so that `vip_port_id` is a real Neutron port on the VIP subnet that a floating IP
