@@ -440,6 +440,27 @@ export interface DaemonConfigSetCheck {
  * the input order.
  */
 export function checkDaemonConfigSet(configs: readonly unknown[]): DaemonConfigSetCheck {
+  // Both renderers check the same list in turn: the same config objects give the same answer.
+  if (lastSet !== undefined && sameObjects(lastSet.configs, configs)) return lastSet.check;
+  const check = checkSet(configs);
+  lastSet = { configs: [...configs], check };
+  return check;
+}
+
+/** The last set {@link checkDaemonConfigSet} checked (a copy of the list) and its answer. */
+let lastSet: { readonly configs: readonly unknown[]; readonly check: DaemonConfigSetCheck } | undefined;
+
+function sameObjects(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    // Only validated objects are known to be immutable.
+    if (x !== b[i] || typeof x !== 'object' || x === null || !validated.has(x)) return false;
+  }
+  return true;
+}
+
+function checkSet(configs: readonly unknown[]): DaemonConfigSetCheck {
   const rejected = new Map<string, Error>();
   const valid: DaemonServiceConfig[] = [];
   const seenIds = new Set<string>();

@@ -250,7 +250,7 @@ export class KeepalivedRenderer {
         addresses,
       })),
       rendered: accepted.map((c) => c.id),
-      rejected,
+      rejected: new Map(rejected),
     };
   }
 }
