@@ -18,7 +18,7 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The Debian packages start system services; KLB runs its own instances.
-  for svc in nginx keepalived etcd keystone octavia-api; do
+  for svc in nginx keepalived etcd keystone octavia-api neutron-api neutron-rpc-server; do
     $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true
   done
 fi
