@@ -20,7 +20,8 @@ import {
  * The shape of a scope is everything a template can branch on: the keys of every object, the
  * length of every array, and every boolean, null and undefined. Templates may test values for
  * truthiness (a string or a number is always truthy in Liquid) but not compare them: a
- * comparison that touches a value (`==`, `<`, `contains`, …) throws while a shape is compiled.
+ * comparison that touches a value (`==`, `<`, `contains`, …) throws while a shape is compiled, and
+ * so does a value printed without a filter.
  */
 
 type Step = string | number;
@@ -37,8 +38,9 @@ const MAX_SHAPES = 4096;
 /** A string or number of the scope while a shape is compiled: where it is, not what it is. */
 class Slot {
   constructor(readonly index: number) {}
-  toString(): string {
-    return `${MARK}r${this.index}${MARK}`;
+  /** Printing a value without a filter (`{{ name }}`) is refused: every value passes a validator. */
+  toString(): never {
+    throw new TypeError('a shape-compiled template prints a scope value only through a filter');
   }
 }
 
@@ -234,13 +236,7 @@ export class ShapeCompiledTemplate {
         if (piece !== '') parts.push(piece);
         return;
       }
-      const index = Number(piece.slice(1));
-      if (piece[0] === 'r') {
-        const get = getter(recording.paths[index] as Path);
-        parts.push((scope) => String(get(scope)));
-      } else {
-        parts.push(printer(recording.calls[index] as Call));
-      }
+      parts.push(printer(recording.calls[Number(piece)] as Call));
     });
     return parts;
   }
@@ -260,6 +256,6 @@ export class ShapeCompiledTemplate {
       return { literal: value };
     });
     recording.calls.push({ filter, args });
-    return `${MARK}c${recording.calls.length - 1}${MARK}`;
+    return `${MARK}${recording.calls.length - 1}${MARK}`;
   }
 }
