@@ -1,6 +1,9 @@
 // The daemon's process supervisor with real child processes: restarts with backoff after
 // unrequested exits (exit code and signal reported), signals by pid, stops with SIGTERM then
-// SIGKILL, and a failing start hook counts as a failed start.
+// SIGKILL, a failing start hook counts as a failed start, and a supervised process does not
+// outlive a SIGKILLed supervisor.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { type ProcessExit, ProcessSupervisor } from '@klb/backend-keepalived-nginx';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -113,6 +116,37 @@ test('a missing binary or a failing start hook is retried with backoff, never th
   await waitFor('the start after the hook succeeded', async () => hooked.pid);
   assert.is(hookCalls, 3);
   await hooked.stop();
+});
+
+/** Whether `pid` runs (a zombie, ended but not yet reaped by whoever adopted it, does not). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+test('a supervised process ends when its supervisor is SIGKILLed (setpriv --pdeathsig)', async () => {
+  // A supervisor in a process of its own, as the daemon is, that prints its child's pid.
+  const script = `
+    import { ProcessSupervisor } from '@klb/backend-keepalived-nginx';
+    const s = new ProcessSupervisor({ name: 'child', bin: 'sleep', args: ['300'], onStart: (pid) => console.log(pid) });
+    await s.start();
+    setInterval(() => {}, 1000);`;
+  const daemon = spawn(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  daemon.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const child = await waitFor('the supervised pid', async () =>
+    /^\d+\n/.test(out) ? Number.parseInt(out, 10) : undefined,
+  );
+  assert.ok(running(child));
+  daemon.kill('SIGKILL');
+  await waitFor('the supervised process to end', async () => (running(child) ? undefined : true));
 });
 
 test.run();

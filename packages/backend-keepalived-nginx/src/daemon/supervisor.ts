@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { type BackoffOptions, backoffDelay, type Logger, silentLogger } from '@klb/core';
 
 const live = new Set<ChildProcess>();
@@ -17,6 +19,15 @@ function installExitHook(): void {
       }
     }
   });
+}
+
+/** util-linux `setpriv`, which sets the parent-death signal and then execs the process. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
+
+/** Whether `bin` names an existing file, directly or through PATH. */
+function found(bin: string): boolean {
+  if (bin.includes('/')) return existsSync(bin);
+  return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, bin)));
 }
 
 /** How a supervised process ended. */
@@ -49,6 +60,14 @@ export interface ProcessSupervisorOptions {
   readonly backoff?: BackoffOptions;
   /** A process that ran at least this long resets the backoff; default 10000 ms. */
   readonly stableAfterMs?: number;
+  /**
+   * The signal the process gets when the daemon dies without stopping it (SIGKILL, OOM), so that
+   * nginx and keepalived never outlive the daemon that supervises them (keepalived then gives up
+   * its VIPs to a node whose daemon runs); `false` lets them run on. Set by util-linux
+   * `setpriv --pdeathsig`, which execs the process (same pid); without `setpriv` it is not set and
+   * the first start logs a warning. Default `SIGTERM`.
+   */
+  readonly parentDeathSignal?: NodeJS.Signals | false;
   /** Grace period between SIGTERM and SIGKILL on stop; default 10000 ms. */
   readonly stopGraceMs?: number;
   /** Receives each line the process writes to stdout/stderr (default: logged at info). */
@@ -79,6 +98,7 @@ export class ProcessSupervisor {
   #timer: NodeJS.Timeout | undefined;
   #exitWaiters: Array<() => void> = [];
   readonly #ended = new WeakSet<ChildProcess>();
+  #warnedNoSetpriv = false;
 
   constructor(options: ProcessSupervisorOptions) {
     this.#options = options;
@@ -154,7 +174,16 @@ export class ProcessSupervisor {
       return;
     }
     if (!this.#running) return;
-    const child = spawn(this.#options.bin, [...this.#options.args], {
+    const deathSignal = this.#options.parentDeathSignal ?? 'SIGTERM';
+    let [bin, args] = [this.#options.bin, [...this.#options.args]];
+    // A missing binary is left to spawn, which reports it as such (exit code -1).
+    if (deathSignal !== false && SETPRIV !== undefined && found(bin)) {
+      [bin, args] = [SETPRIV, ['--pdeathsig', deathSignal, '--', bin, ...args]];
+    } else if (deathSignal !== false && !this.#warnedNoSetpriv) {
+      this.#warnedNoSetpriv = true;
+      this.#log.warn({}, 'setpriv (util-linux) not found: the process would outlive a killed daemon');
+    }
+    const child = spawn(bin, args, {
       env: { ...process.env, ...this.#options.env },
       ...(this.#options.cwd === undefined ? {} : { cwd: this.#options.cwd }),
       stdio: ['ignore', 'pipe', 'pipe'],
