@@ -1,4 +1,5 @@
 import {
+  addressIngress,
   type BackendCapabilities,
   type BackendContext,
   type LoadBalancerBackend,
@@ -122,13 +123,7 @@ export class F5As3Backend implements LoadBalancerBackend {
       );
     }
     return {
-      ingress: spec.addresses.map((ip) => ({
-        ip,
-        ports: spec.listeners.map((l) => ({
-          port: l.port,
-          protocol: l.protocol === 'UDP' ? ('UDP' as const) : ('TCP' as const),
-        })),
-      })),
+      ingress: addressIngress(spec.addresses, spec.listeners),
       message: `AS3 application /${this.#tenant}/${name}`,
     };
   }

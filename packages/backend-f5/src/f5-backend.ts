@@ -1,4 +1,5 @@
 import {
+  addressIngress,
   type BackendCapabilities,
   type BackendContext,
   type LoadBalancerBackend,
@@ -179,13 +180,7 @@ export class F5Backend implements LoadBalancerBackend {
     if (releasedMembers) await this.#collectNodes(ctx);
     const members = desired.pools.reduce((n, p) => n + p.members.length, 0);
     return {
-      ingress: spec.addresses.map((ip) => ({
-        ip,
-        ports: spec.listeners.map((l) => ({
-          port: l.port,
-          protocol: l.protocol === 'UDP' ? ('UDP' as const) : ('TCP' as const),
-        })),
-      })),
+      ingress: addressIngress(spec.addresses, spec.listeners),
       message: `${spec.listeners.length} virtual server(s), ${members} member(s) in /${this.#partition}`,
     };
   }

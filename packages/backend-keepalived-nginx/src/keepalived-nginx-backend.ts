@@ -1,4 +1,5 @@
 import {
+  addressIngress,
   type BackendCapabilities,
   type BackendContext,
   type ConfigMapObject,
@@ -180,10 +181,7 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
       else await this.#publishSecret(config, ctx);
       this.#remember(config);
       const status: LoadBalancerStatus = {
-        ingress: config.addresses.map((ip) => ({
-          ip,
-          ports: config.listeners.map((l) => ({ port: l.port, protocol: l.protocol === 'UDP' ? 'UDP' : 'TCP' })),
-        })),
+        ingress: addressIngress(config.addresses, config.listeners),
         message: await this.#summary(config),
       };
       ctx.log.debug({ id: config.id, version: config.version, vrid: entry.vrid, group }, 'daemon config published');

@@ -75,6 +75,7 @@ export type {
   SuccessOutcome,
 } from './source.js';
 export {
+  addressIngress,
   type HealthCheck,
   type HttpRoute,
   type IpFamily,
@@ -84,6 +85,7 @@ export {
   type LoadBalancerRef,
   type LoadBalancerSpec,
   type LoadBalancerStatus,
+  listenerPorts,
   loadBalancerId,
   type PortStatus,
   type Protocol,

@@ -190,6 +190,22 @@ export interface LoadBalancerIngress {
   readonly ports?: readonly PortStatus[];
 }
 
+/** The port state of `listeners` as a status reports it: each port, L7 listeners as `TCP`. */
+export function listenerPorts(
+  listeners: readonly { readonly port: number; readonly protocol: Protocol }[],
+): PortStatus[] {
+  return listeners.map((l) => ({ port: l.port, protocol: l.protocol === 'UDP' ? 'UDP' : 'TCP' }));
+}
+
+/** One ingress entry per address, each with the {@link listenerPorts} of `listeners`. */
+export function addressIngress(
+  addresses: readonly string[],
+  listeners: readonly { readonly port: number; readonly protocol: Protocol }[],
+): LoadBalancerIngress[] {
+  const ports = listenerPorts(listeners);
+  return addresses.map((ip) => ({ ip, ports }));
+}
+
 /** What `ensure` returns: the realised addresses, written back to the declaring object. */
 export interface LoadBalancerStatus {
   /** Reachable addresses, first the primary. */

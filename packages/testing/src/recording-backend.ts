@@ -1,4 +1,5 @@
 import {
+  addressIngress,
   type BackendCapabilities,
   type BackendContext,
   type LoadBalancerBackend,
@@ -112,10 +113,7 @@ export class RecordingBackend implements LoadBalancerBackend {
         : [(this.#options.allocateAddress ?? ((n: number) => `198.51.100.${n}`))(++this.#allocated)];
     }
     const status: LoadBalancerStatus = {
-      ingress: addresses.map((ip) => ({
-        ip,
-        ports: spec.listeners.map((l) => ({ port: l.port, protocol: l.protocol === 'UDP' ? 'UDP' : 'TCP' })),
-      })),
+      ingress: addressIngress(addresses, spec.listeners),
     };
     this.#state.set(spec.ref.id, { ref: spec.ref, spec, status });
     return status;
