@@ -183,11 +183,8 @@ interface HttpServer {
   locations: Location[];
 }
 
-/** Location keys (`=/path`, `~/path/`) already in each server: the first route for a path wins. */
-type SeenLocations = WeakMap<HttpServer, Set<string>>;
-
+/** Adds the location(s) of a route to `server`, unless it has them: the first route for a path wins. */
 function addLocation(
-  seen: SeenLocations,
   server: HttpServer,
   path: string | undefined,
   exact: boolean,
@@ -195,14 +192,7 @@ function addLocation(
   missing = false,
 ): void {
   const add = (p: string, e: boolean): void => {
-    const key = `${e ? '=' : '~'}${p}`;
-    let keys = seen.get(server);
-    if (keys === undefined) {
-      keys = new Set();
-      seen.set(server, keys);
-    }
-    if (keys.has(key)) return;
-    keys.add(key);
+    if (server.locations.some((l) => l.path === p && l.exact === e)) return;
     server.locations.push({ path: p, exact: e, upstream, missing });
   };
   if (path === undefined || path === '/') {
@@ -468,7 +458,6 @@ function httpServers(
     fallback.redirectPort = listener.redirectToHttpsPort === 443 ? null : listener.redirectToHttpsPort;
     return [fallback];
   }
-  const seen: SeenLocations = new WeakMap();
   const byHost = new Map<string, HttpServer>();
   for (const route of listener.routes ?? []) {
     let target = fallback;
@@ -476,13 +465,13 @@ function httpServers(
       target = byHost.get(route.host) ?? server(route.host, false);
       byHost.set(route.host, target);
     }
-    addLocation(seen, target, route.path, route.pathType === 'Exact', usable(ready, route.upstream));
+    addLocation(target, route.path, route.pathType === 'Exact', usable(ready, route.upstream));
   }
   const servers = [fallback, ...byHost.values()];
   for (const s of servers) {
     // Unmatched paths go to the listener's default upstream, or get a 404 (never a file).
-    if (listener.upstream !== undefined) addLocation(seen, s, undefined, false, usable(ready, listener.upstream));
-    else addLocation(seen, s, undefined, false, null, true);
+    if (listener.upstream !== undefined) addLocation(s, undefined, false, usable(ready, listener.upstream));
+    else addLocation(s, undefined, false, null, true);
   }
   return servers;
 }
