@@ -16,6 +16,7 @@
 import { OctaviaBackend, type OctaviaClient } from '@klb/backend-octavia';
 import { isRetryAfterError, type LoadBalancerSpec, silentLogger } from '@klb/core';
 import { startOpenStack } from '@klb/testing';
+import { specFor, userConfig } from '../packages/backend-octavia/test/helpers.js';
 
 const N = Number(process.env.KLB_BENCH_OCTAVIA_N ?? 100);
 const SEQUENTIAL = Number(process.env.KLB_BENCH_OCTAVIA_SEQUENTIAL ?? 5);
@@ -26,52 +27,12 @@ function print(metric: string, value: number, unit: string): void {
   console.log(`bench octavia.${metric} ${Number.isInteger(value) ? value : value.toFixed(2)} ${unit}`);
 }
 
-function spec(name: string): LoadBalancerSpec {
-  const ports = [80, 443];
-  return {
-    ref: { id: `service/bench/${name}`, kind: 'Service', namespace: 'bench', name },
-    addresses: [],
-    requestedAddresses: [],
-    ipFamilies: ['IPv4'],
-    listeners: ports.map((port) => ({ name: `tcp-${port}`, port, protocol: 'TCP' as const, upstream: `tcp-${port}` })),
-    upstreams: ports.map((port) => ({
-      name: `tcp-${port}`,
-      targets: ['192.0.2.11', '192.0.2.12', '192.0.2.13'].map((address, i) => ({
-        kind: 'node' as const,
-        address,
-        port: 30000 + port,
-        ready: true,
-        nodeName: `node-${i}`,
-      })),
-      healthCheck: {
-        type: 'tcp' as const,
-        intervalSeconds: 5,
-        timeoutSeconds: 3,
-        unhealthyThreshold: 3,
-        healthyThreshold: 2,
-      },
-    })),
-    options: { algorithm: 'round-robin', proxyProtocol: false, sourceRanges: [], timeouts: {} },
-    annotations: {},
-  };
-}
+const NODES = ['192.0.2.11', '192.0.2.12', '192.0.2.13'];
+const spec = (name: string): LoadBalancerSpec => specFor(name, [80, 443], NODES);
 
 const os = await startOpenStack({ provisioningDelaySeconds: DELAY_S });
 try {
-  const config = {
-    authUrl: os.authUrl,
-    credentials: {
-      type: 'password' as const,
-      username: os.user.username,
-      password: os.user.password,
-      userDomainName: 'Default',
-      projectName: os.user.projectName,
-      projectDomainName: 'Default',
-    },
-    region: os.region,
-    subnetId: os.subnetId,
-  };
-  const backend = new OctaviaBackend({ config, clusterName: 'bench' });
+  const backend = new OctaviaBackend({ config: userConfig(os), clusterName: 'bench' });
   const ctx = { signal: new AbortController().signal, log: silentLogger };
   const specs = Array.from({ length: N }, (_, i) => spec(`svc-${i}`));
 

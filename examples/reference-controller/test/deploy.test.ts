@@ -10,6 +10,7 @@ import type { ConfigMapObject, KubeObject, ServiceObject } from '@klb/core';
 import { KubeClient } from '@klb/core';
 import {
   type ControlPlane,
+  eventually,
   freePort,
   requireComponents,
   startControlPlane,
@@ -42,20 +43,9 @@ let objects: KubernetesObjectApi;
 const children = new Set<ChildProcess>();
 const cp = (): ControlPlane => plane as ControlPlane;
 
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await fn();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
+/** {@link eventually} with this suite's 90 s default. */
+const waitUntil = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> =>
+  eventually(what, fn, timeoutMs);
 
 /** The tests' pool: loopback addresses, so that the daemon test's nginx binds nothing else. */
 const TEST_POOLS = 'pools:\n  - name: default\n    addresses: [127.0.101.0/24]\n    avoidBuggyIPs: true\n';

@@ -7,6 +7,7 @@ import {
   type DaemonServiceConfig,
   daemonConfigVersion,
 } from '@klb/backend-keepalived-nginx';
+import { type KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 
 /** Options of {@link httpService}. */
 export interface ServiceShape {
@@ -22,6 +23,8 @@ export interface ServiceShape {
   vrrp?: { group: string; vrid: number };
   /** Listener protocol (default HTTP). */
   protocol?: 'HTTP' | 'TCP';
+  /** Timeouts (default a 2 s connect timeout). */
+  timeouts?: DaemonServiceConfig['options']['timeouts'];
 }
 
 /** A one-listener load balancer in the daemon config format, with its content version set. */
@@ -45,11 +48,37 @@ export function httpService(shape: ServiceShape): DaemonServiceConfig {
       sessionAffinity: false,
       proxyProtocol: false,
       sourceRanges: [],
-      timeouts: { connectSeconds: 2 },
+      timeouts: shape.timeouts ?? { connectSeconds: 2 },
       vrrp: shape.vrrp ?? { group: 'default', vrid: 51 },
     },
   };
   return { ...config, version: daemonConfigVersion(config) };
+}
+
+/**
+ * Gives the user `klb-daemon` (a static-token user of the test control plane) in `namespace` only
+ * the rights the reference DaemonSet gets: read Secrets, read and write ConfigMaps.
+ */
+export async function grantDaemonRole(kubeConfig: KubeConfig, namespace: string): Promise<void> {
+  const rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+  await rbac.createNamespacedRole({
+    namespace,
+    body: {
+      metadata: { name: 'klb-daemon' },
+      rules: [
+        { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
+      ],
+    },
+  });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name: 'klb-daemon' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'klb-daemon' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'klb-daemon' }],
+    },
+  });
 }
 
 /** An HTTP server source: answers every request with `name`, for running inside a namespace with `node -e`. */

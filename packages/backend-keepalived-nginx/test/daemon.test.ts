@@ -20,11 +20,11 @@ import {
   runDaemon,
 } from '@klb/backend-keepalived-nginx';
 import { type ControlPlane, requireComponents, startControlPlane } from '@klb/testing';
-import { CoreV1Api, RbacAuthorizationV1Api, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { httpBackend, httpService, waitFor } from './daemon-fixtures.js';
+import { grantDaemonRole, httpBackend, httpService, waitFor } from './daemon-fixtures.js';
 
 const test = suite('daemon');
 const missing = requireComponents('kube-apiserver', 'etcd', 'nginx');
@@ -47,25 +47,7 @@ if (!missing) {
   const core = plane.kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: NS } } });
   // The daemon runs as its own user with only the rights the reference DaemonSet gets.
-  const rbac = plane.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
-  await rbac.createNamespacedRole({
-    namespace: NS,
-    body: {
-      metadata: { name: 'klb-daemon' },
-      rules: [
-        { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
-        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
-      ],
-    },
-  });
-  await rbac.createNamespacedRoleBinding({
-    namespace: NS,
-    body: {
-      metadata: { name: 'klb-daemon' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'klb-daemon' },
-      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'klb-daemon' }],
-    },
-  });
+  await grantDaemonRole(plane.kubeConfig, NS);
   for (const name of ['one', 'two', 'three']) {
     const backend = await httpBackend(name);
     backends[name] = backend.port;

@@ -20,10 +20,10 @@ import {
   startControlPlane,
   startNetnsLab,
 } from '@klb/testing';
-import { CoreV1Api, RbacAuthorizationV1Api, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { backendScript, httpService, waitFor } from './daemon-fixtures.js';
+import { backendScript, grantDaemonRole, httpService, waitFor } from './daemon-fixtures.js';
 
 const test = suite('vrrp daemons');
 const missing = requireComponents('kube-apiserver', 'etcd', 'netns', 'nginx', 'keepalived');
@@ -67,25 +67,7 @@ if (!missing) {
   });
   vip = lab.spareAddress(0);
   await core().createNamespace({ body: { metadata: { name: NS } } });
-  const rbac = plane.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
-  await rbac.createNamespacedRole({
-    namespace: NS,
-    body: {
-      metadata: { name: 'klb-daemon' },
-      rules: [
-        { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
-        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
-      ],
-    },
-  });
-  await rbac.createNamespacedRoleBinding({
-    namespace: NS,
-    body: {
-      metadata: { name: 'klb-daemon' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'klb-daemon' },
-      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'klb-daemon' }],
-    },
-  });
+  await grantDaemonRole(plane.kubeConfig, NS);
   const port = Number(new URL(plane.server).port);
   for (const [node, priority] of [
     ['a', 150],

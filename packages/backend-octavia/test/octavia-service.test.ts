@@ -1,7 +1,14 @@
 // Service-driven tests: real kube-apiserver + etcd, the real reconcile engine of @klb/core, and
 // the Octavia backend against real Keystone + Octavia API servers.
 import { KubeClient, type KubeObject, LoadBalancerController, type ServiceObject, silentLogger } from '@klb/core';
-import { type ControlPlane, type OpenStack, requireComponents, startControlPlane, startOpenStack } from '@klb/testing';
+import {
+  type ControlPlane,
+  eventually,
+  type OpenStack,
+  requireComponents,
+  startControlPlane,
+  startOpenStack,
+} from '@klb/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { OctaviaBackend } from '../src/index.js';
@@ -43,20 +50,9 @@ if (!missing) {
 }
 const os = (): OpenStack => stack as OpenStack;
 
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await fn();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
+/** {@link eventually} with this suite's 90 s default. */
+const waitUntil = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> =>
+  eventually(what, fn, timeoutMs);
 
 async function createNode(name: string, address: string): Promise<void> {
   await client.create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } } as KubeObject);
