@@ -1,5 +1,6 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import {
+  addressIngress,
   type BackendCapabilities,
   type BackendContext,
   type LoadBalancerBackend,
@@ -59,8 +60,7 @@ export class TcpProxyBackend implements LoadBalancerBackend {
       else lb.proxies.set(key, await this.#listen(key, targets));
     }
     ctx.log.info({ listeners: wanted.size }, 'tcp proxies ensured');
-    const ports = spec.listeners.map((l) => ({ port: l.port, protocol: 'TCP' as const }));
-    return { ingress: spec.addresses.map((ip) => ({ ip, ports })) };
+    return { ingress: addressIngress(spec.addresses, spec.listeners) };
   }
 
   async remove(ref: LoadBalancerRef): Promise<void> {
