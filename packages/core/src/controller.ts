@@ -92,6 +92,11 @@ export class LoadBalancerController {
   /** Dependencies of keys not (yet) ensured, e.g. a ConfigMap whose Service does not exist yet. */
   readonly #pendingDeps = new Map<string, Dependencies>();
   readonly #orphans = new Set<string>();
+  /**
+   * The resourceVersion each key had when KLB dropped its finalizer, until the informer shows a
+   * newer one: a reconcile that still reads that version from the cache finds nothing to do.
+   */
+  readonly #finalized = new Map<string, string>();
   readonly #stop = new AbortController();
   #leadership: AbortController | undefined;
   #workers: Promise<void>[] = [];
@@ -447,7 +452,12 @@ export class LoadBalancerController {
   /** The object is being deleted or is no longer KLB's: remove, release, clean up, drop the finalizer. */
   async #finalize(key: string, source: LoadBalancerSource, obj: KubeObject, ctx: BackendContext): Promise<void> {
     const meta = obj.metadata ?? {};
-    if (!(meta.finalizers ?? []).includes(FINALIZER)) return;
+    if (!(meta.finalizers ?? []).includes(FINALIZER)) {
+      this.#finalized.delete(key);
+      return;
+    }
+    // The cache still holds the copy whose finalizer KLB already dropped: the removal is done.
+    if (meta.resourceVersion !== undefined && this.#finalized.get(key) === meta.resourceVersion) return;
     const ref = parseLoadBalancerId(key) as LoadBalancerRef;
     this.#events.record(obj, 'Normal', 'DeletingLoadBalancer', 'Deleting load balancer');
     await this.#backend.remove({ ...ref, ...(meta.uid ? { uid: meta.uid } : {}) }, ctx);
@@ -465,12 +475,14 @@ export class LoadBalancerController {
         resourceVersion: meta.resourceVersion,
       },
     });
+    if (meta.resourceVersion !== undefined) this.#finalized.set(key, meta.resourceVersion);
     this.#events.record(obj, 'Normal', 'DeletedLoadBalancer', 'Deleted load balancer');
   }
 
   /** The object is gone from the API (deleted without our finalizer, or an orphan found by list()). */
   async #removeGone(key: string, ref: LoadBalancerRef, ctx: BackendContext): Promise<void> {
     this.#pendingDeps.delete(key);
+    this.#finalized.delete(key);
     const known = this.#known.get(key);
     if (!known && !this.#orphans.has(key)) return;
     ctx.log.info({}, 'object is gone; removing its load balancer');
