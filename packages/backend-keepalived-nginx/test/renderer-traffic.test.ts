@@ -33,7 +33,10 @@ const it = missing ? test.skip : test;
 const dir = await mkdtemp(join(tmpdir(), 'klb-traffic-'));
 const group = new ProcessGroup(dir);
 const closers: (() => Promise<void>)[] = [];
+/** Ends the request loop of the traffic test; also run by after() when that test failed mid-way. */
+let stopTraffic: (() => Promise<void>) | undefined;
 test.after(async () => {
+  await stopTraffic?.();
   await group.stopAll();
   for (const close of closers) await close();
 });
@@ -349,6 +352,10 @@ it('adds, changes and removes services while traffic flows; a hostile service ta
       }
     }
   })();
+  stopTraffic = async () => {
+    running = false;
+    await load;
+  };
   const [n1, n2] = [await httpBackend('new1'), await httpBackend('new2')];
   const added = clone(
     l4Service(
@@ -398,8 +405,7 @@ it('adds, changes and removes services while traffic flows; a hostile service ta
       ),
     (m) => /ECONNREFUSED/.test(m),
   );
-  running = false;
-  await load;
+  await stopTraffic();
   assert.ok(ok > 10, `only ${ok} requests`);
   assert.equal(failures, [], `requests failed during reloads: ${failures.slice(0, 5).join('; ')}`);
   assert.is(group.exited(), undefined);
