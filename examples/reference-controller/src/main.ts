@@ -20,12 +20,21 @@ async function configured<T>(what: string, fn: () => T | Promise<T>): Promise<T>
   }
 }
 
-async function loadPools(config: Config, kubeConfig: KubeConfig): Promise<readonly Pool[] | undefined> {
+/**
+ * The address pools: from a file or the environment now (a mistake is a configuration error), or
+ * from a ConfigMap, read when the IPAM starts: an unreachable apiserver or a ConfigMap not there
+ * yet is retried by the controller while /healthz answers; a ConfigMap with bad pools is final.
+ */
+async function loadPools(
+  config: Config,
+  kubeConfig: KubeConfig,
+): Promise<readonly Pool[] | (() => Promise<readonly Pool[]>) | undefined> {
   if (config.poolsFile) return loadPoolConfigFile(config.poolsFile);
   if (config.poolsConfigMap) {
     const core = kubeConfig.makeApiClient(CoreV1Api);
     const name = config.poolsConfigMap;
-    return poolConfigFromConfigMap(await core.readNamespacedConfigMap({ name, namespace: config.namespace }));
+    return async () =>
+      poolConfigFromConfigMap(await core.readNamespacedConfigMap({ name, namespace: config.namespace }));
   }
   const { start, end } = config.vipRange;
   return poolConfigFromEnv({ VIP_ALLOCATION_START: start, VIP_ALLOCATION_END: end });
@@ -80,12 +89,11 @@ async function main(argv: readonly string[]): Promise<void> {
     );
   }
   const registry = new Registry();
+  const allocator = pools && new KubeIpam({ kubeConfig, namespace: config.namespace, pools, registry, logger: log });
   const controller = new LoadBalancerController({
     kubeConfig,
     backend,
-    ...(pools
-      ? { allocator: new KubeIpam({ kubeConfig, namespace: config.namespace, pools, registry, logger: log }) }
-      : {}),
+    ...(allocator ? { allocator } : {}),
     services: { loadBalancerClass: config.loadBalancerClass, handleUnclassed: config.handleUnclassed },
     configMaps: config.configMaps,
     ingress: config.ingress ? { ingressClassName: config.ingressClass } : false,
@@ -124,11 +132,15 @@ async function main(argv: readonly string[]): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   await controller.start();
-  log.info({ port: controller.healthPort, pools: pools?.map((p) => p.name) ?? [] }, 'controller started');
+  log.info(
+    { port: controller.healthPort, pools: allocator?.allocator.pools.map((p) => p.name) ?? [] },
+    'controller started',
+  );
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  const config = err instanceof ConfigError;
+  // A configuration error, or pools the IPAM found invalid once it could read them.
+  const config = err instanceof ConfigError || (err as { code?: string }).code === 'INVALID_CONFIG';
   process.stderr.write(`reference-controller: ${config ? '' : 'fatal: '}${(err as Error).message ?? String(err)}\n`);
   process.exit(config ? 2 : 1);
 });

@@ -21,7 +21,11 @@ async function main(): Promise<number> {
   } catch (err) {
     throw new ConfigError(`kubeconfig: ${(err as Error).message}`);
   }
-  const daemon = await runDaemon({
+  // Until the apiserver answers, the daemon waits (healthy, not ready); a stop meanwhile ends it.
+  const stopRequested = new Promise<void>((resolve) => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
+  });
+  const starting = runDaemon({
     kubeConfig,
     namespace: config.namespace,
     nodeName: config.nodeName,
@@ -42,9 +46,12 @@ async function main(): Promise<number> {
     health: config.healthPort === 0 ? false : { port: config.healthPort },
     logger: log,
   });
-  await new Promise<void>((resolve) => {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
-  });
+  const daemon = await Promise.race([starting, stopRequested.then(() => undefined)]);
+  if (!daemon) {
+    log.info('stopped while waiting for the apiserver');
+    return 0;
+  }
+  await stopRequested;
   log.info('shutting down');
   await daemon.stop();
   return 0;

@@ -123,7 +123,8 @@ export class F5As3Backend implements LoadBalancerBackend {
       );
     }
     return {
-      ingress: addressIngress(spec.addresses, spec.listeners),
+      // The virtual server proxies, away from the nodes: in-cluster clients must go through it too.
+      ingress: addressIngress(spec.addresses, spec.listeners, 'Proxy'),
       message: `AS3 application /${this.#tenant}/${name}`,
     };
   }

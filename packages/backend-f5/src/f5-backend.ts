@@ -180,7 +180,8 @@ export class F5Backend implements LoadBalancerBackend {
     if (releasedMembers) await this.#collectNodes(ctx);
     const members = desired.pools.reduce((n, p) => n + p.members.length, 0);
     return {
-      ingress: addressIngress(spec.addresses, spec.listeners),
+      // The virtual server proxies, away from the nodes: in-cluster clients must go through it too.
+      ingress: addressIngress(spec.addresses, spec.listeners, 'Proxy'),
       message: `${spec.listeners.length} virtual server(s), ${members} member(s) in /${this.#partition}`,
     };
   }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   addressIngress,
   type BackendCapabilities,
@@ -7,6 +8,7 @@ import {
   isConflict,
   isNotFound,
   type KubeClient,
+  type KubeObject,
   type LoadBalancerBackend,
   type LoadBalancerRef,
   type LoadBalancerSpec,
@@ -23,6 +25,7 @@ import {
   COMPAT_CONFIGMAP_NAME,
   CONFIG_VERSION_ANNOTATION,
   compatConfigKey,
+  DAEMON_CONFIG_KEY,
   DAEMON_CONFIG_LABEL,
   type DaemonConfigObject,
   daemonConfigObjectName,
@@ -77,6 +80,17 @@ interface Published {
   readonly group: string;
   readonly addresses: readonly string[];
   readonly sockets: readonly string[];
+}
+
+/** What the backend keeps of a published daemon-config Secret: who owns it, its version, a digest of its data. */
+interface PublishedSecret extends KubeObject {
+  readonly digest: string;
+}
+
+function digestOf(data: Readonly<Record<string, string>> | undefined): string {
+  return createHash('sha256')
+    .update(data?.[DAEMON_CONFIG_KEY] ?? '')
+    .digest('base64');
 }
 
 interface GroupEntry {
@@ -136,6 +150,10 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
   readonly #groups = new Map<string, GroupEntry>();
   #loaded: Promise<void> | undefined;
   #reports: Informer<ConfigMapObject> | undefined;
+  /** The published Secrets as the API has them, without their content (watched, not read one by one). */
+  #secrets: Informer<PublishedSecret> | undefined;
+  /** Secret name → resourceVersion of this process's last write of it. */
+  readonly #writtenVersions = new Map<string, string>();
   readonly #parsedReports = new Map<string, { rv: string | undefined; report: DaemonNodeReport | undefined }>();
   readonly #listeners = new Set<(ref: LoadBalancerRef) => void>();
   #compatLock: Promise<unknown> = Promise.resolve();
@@ -181,8 +199,16 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
       else await this.#publishSecret(config, ctx);
       this.#remember(config);
       const status: LoadBalancerStatus = {
-        ingress: addressIngress(config.addresses, config.listeners),
-        message: await this.#summary(config),
+        // The VIP is on a node; kube-proxy may take in-cluster clients straight to the endpoints
+        // unless nginx must see them (the PROXY protocol header, TLS termination, HTTP routing).
+        ingress: addressIngress(
+          config.addresses,
+          config.listeners,
+          spec.options.proxyProtocol || spec.listeners.some((l) => l.protocol === 'HTTP' || l.protocol === 'HTTPS')
+            ? 'Proxy'
+            : 'VIP',
+        ),
+        ...(await this.#summary(config)),
       };
       ctx.log.debug({ id: config.id, version: config.version, vrid: entry.vrid, group }, 'daemon config published');
       return status;
@@ -205,6 +231,7 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
       }, ctx);
     } else {
       const path = this.#secretPath(daemonConfigObjectName(ref.id));
+      this.#writtenVersions.delete(daemonConfigObjectName(ref.id));
       let existing: DaemonConfigObject & { metadata?: { uid?: string } };
       try {
         existing = await this.#client.get(path, ctx.signal);
@@ -255,8 +282,10 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
 
   async close(): Promise<void> {
     this.#listeners.clear();
-    await this.#reports?.stop();
+    await Promise.all([this.#reports?.stop(), this.#secrets?.stop()]);
     this.#reports = undefined;
+    this.#secrets = undefined;
+    this.#loaded = undefined;
   }
 
   // --- publishing ---------------------------------------------------------------------------
@@ -273,16 +302,27 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
   async #publishSecret(config: DaemonServiceConfig, ctx: BackendContext): Promise<void> {
     const desired = daemonConfigSecret(this.#namespace, config);
     const name = desired.metadata?.name as string;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      let existing: DaemonConfigObject | undefined;
-      try {
-        existing = await this.#client.get<DaemonConfigObject>(this.#secretPath(name), ctx.signal);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
+    // The watched copy answers the common cases without a read: unchanged (nothing to do), absent
+    // (create), or changed (replace at its resourceVersion). A conflict reads the object itself.
+    // The watched copy lags behind this process's own last write until the watch delivers it.
+    const watched = this.#secrets?.synced ? this.#secrets : undefined;
+    const cached = watched?.get(`${this.#namespace}/${name}`);
+    const written = this.#writtenVersions.get(name);
+    const fresh = watched !== undefined && (written === undefined || cached?.metadata?.resourceVersion === written);
+    let existing: PublishedSecret | DaemonConfigObject | undefined = cached;
+    for (let attempt = fresh ? 0 : 1; attempt < 4; attempt++) {
+      if (attempt > 0) {
+        existing = undefined;
+        try {
+          existing = await this.#client.get<DaemonConfigObject>(this.#secretPath(name), ctx.signal);
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
       }
       if (existing === undefined) {
         try {
-          await this.#client.create(this.#secretPath(), desired, ctx.signal);
+          const created = await this.#client.create(this.#secretPath(), desired, ctx.signal);
+          this.#wrote(name, created);
           return;
         } catch (err) {
           if (isConflict(err) || (err as { status?: number }).status === 409) continue;
@@ -296,12 +336,13 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
           reason: 'ConfigObjectTaken',
         });
       }
+      const existingDigest = 'digest' in existing ? existing.digest : digestOf(existing.data);
       const same =
         existing.metadata?.annotations?.[CONFIG_VERSION_ANNOTATION] === config.version &&
-        existing.data?.['config.json'] === desired.data?.['config.json'];
+        existingDigest === digestOf(desired.data);
       if (same) return;
       try {
-        await this.#client.replace(
+        const replaced = await this.#client.replace(
           this.#secretPath(name),
           {
             ...desired,
@@ -309,12 +350,19 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
           },
           ctx.signal,
         );
+        this.#wrote(name, replaced);
         return;
       } catch (err) {
         if (!isConflict(err)) throw err;
       }
     }
     throw new RetryAfterError(`Secret ${this.#namespace}/${name} kept changing while being written`, 1000);
+  }
+
+  #wrote(name: string, obj: KubeObject): void {
+    const rv = obj.metadata?.resourceVersion;
+    if (rv === undefined) this.#writtenVersions.delete(name);
+    else this.#writtenVersions.set(name, rv);
   }
 
   #withCompat<T>(fn: () => Promise<T>, ctx: BackendContext): Promise<T> {
@@ -407,6 +455,11 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
   #load(signal: AbortSignal): Promise<void> {
     this.#loaded ??= (async () => {
       const { configs } = await this.#readPublished(signal);
+      if (this.#mode === 'per-load-balancer') {
+        // Publishing reads the objects one by one until the watch has synced.
+        const synced = this.#watchSecrets().waitForSync();
+        await Promise.race([synced, new Promise((r) => setTimeout(r, 10_000).unref())]);
+      }
       for (const config of configs) this.#remember(config);
       this.#log.info({ count: configs.length }, 'imported published daemon configs');
     })().catch((err: unknown) => {
@@ -469,6 +522,27 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
     if (!entry) return;
     entry.members--;
     if (entry.members <= 0 && entry.pending <= 0) this.#groups.delete(old.group);
+  }
+
+  #watchSecrets(): Informer<PublishedSecret> {
+    if (this.#secrets) return this.#secrets;
+    const informer = new Informer<PublishedSecret>(this.#client, {
+      resource: 'daemon-configs',
+      path: this.#secretPath(),
+      labelSelector: `${DAEMON_CONFIG_LABEL}=true`,
+      logger: this.#log,
+      transform: (obj) => {
+        const { name, namespace, resourceVersion, uid, annotations } = obj.metadata ?? {};
+        const data = (obj as DaemonConfigObject).data;
+        return {
+          metadata: { name, namespace, resourceVersion, uid, annotations },
+          digest: digestOf(data),
+        } as PublishedSecret;
+      },
+    });
+    informer.start();
+    this.#secrets = informer;
+    return informer;
   }
 
   // --- daemon reports -----------------------------------------------------------------------
@@ -541,12 +615,18 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
     }
   }
 
-  async #summary(config: DaemonServiceConfig): Promise<string> {
+  /**
+   * What the nodes did with `config`, from their reports: the status message, and a problem when
+   * every node that reported recently refused it (nothing serves it anywhere).
+   */
+  async #summary(config: DaemonServiceConfig): Promise<Pick<LoadBalancerStatus, 'message' | 'problem'>> {
     const informer = this.#startReports();
     if (!informer.synced) {
       await Promise.race([informer.waitForSync(), new Promise((r) => setTimeout(r, 5000).unref())]);
     }
-    if (!informer.synced) return `daemon config ${config.version} published; daemon reports are not readable yet`;
+    if (!informer.synced) {
+      return { message: `daemon config ${config.version} published; daemon reports are not readable yet` };
+    }
     const now = Date.now();
     const reports = informer
       .list()
@@ -556,7 +636,9 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
     const fresh = reports.filter((r) => now - Date.parse(r.updatedAt) <= this.#staleMs);
     const stale = reports.filter((r) => !fresh.includes(r)).map((r) => r.node);
     if (fresh.length === 0) {
-      return `daemon config ${config.version} published; no daemon has reported${stale.length ? ` recently (stale: ${stale.join(', ')})` : ' yet'}`;
+      return {
+        message: `daemon config ${config.version} published; no daemon has reported${stale.length ? ` recently (stale: ${stale.join(', ')})` : ' yet'}`,
+      };
     }
     const applied = fresh.filter((r) => r.applied[config.id] === config.version).map((r) => r.node);
     const parts = [`daemon config ${config.version} applied on ${applied.length}/${fresh.length} nodes`];
@@ -573,13 +655,28 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
       const nodes = holders.get(vip) ?? [];
       parts.push(nodes.length === 0 ? `${vip} held by no node` : `${vip} held by ${nodes.join(', ')}`);
     }
+    const refusals: string[] = [];
     for (const r of fresh) {
       const rejected = r.rejected[config.id];
-      if (rejected) parts.push(`rejected on ${r.node}: ${rejected.message}`);
+      if (rejected?.version === config.version) refusals.push(`rejected on ${r.node}: ${rejected.message}`);
       else if (!applied.includes(r.node) && r.errors.length > 0) parts.push(`${r.node}: ${r.errors[0]}`);
     }
+    parts.push(...refusals);
     if (stale.length > 0) parts.push(`stale: ${stale.join(', ')}`);
-    const message = parts.join('; ');
-    return message.length > 1000 ? `${message.slice(0, 999)}…` : message;
+    const message = clip(parts.join('; '));
+    if (refusals.length === fresh.length) {
+      return {
+        message,
+        problem: {
+          reason: 'RejectedByNodes',
+          message: clip(`every node refused daemon config ${config.version}: ${refusals.join('; ')}`),
+        },
+      };
+    }
+    return { message };
   }
+}
+
+function clip(message: string): string {
+  return message.length > 1000 ? `${message.slice(0, 999)}…` : message;
 }

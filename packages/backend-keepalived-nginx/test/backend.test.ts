@@ -139,6 +139,7 @@ it('publishes one labelled Secret per load balancer, TLS key inside, readable by
   assert.equal(status.ingress, [
     {
       ip: '192.0.2.10',
+      ipMode: 'Proxy', // nginx terminates TLS: in-cluster clients must go through it
       ports: [
         { port: 80, protocol: 'TCP' },
         { port: 443, protocol: 'TCP' },
@@ -353,6 +354,8 @@ it('summarises daemon reports in the status and notifies watchers when they chan
     }),
   );
   await until('notified of the reports', () => notified.some((r) => r.id === s.ref.id));
+  // The first notification may come from node-a's report alone: wait until both are in.
+  await until('both reports seen', async () => String((await b.ensure(s, ctx())).message).includes('/2 nodes'));
   const status = await b.ensure(s, ctx());
   assert.is(
     status.message,

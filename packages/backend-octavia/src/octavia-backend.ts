@@ -1,6 +1,7 @@
 import {
   type BackendCapabilities,
   type BackendContext,
+  boundedName,
   type HealthCheck,
   KlbError,
   type Listener,
@@ -232,20 +233,25 @@ export class OctaviaBackend implements LoadBalancerBackend {
     return new OctaviaPendingError(lb.id, 'PENDING_UPDATE', this.#delay(lb.id), what);
   }
 
-  /** The name KLB gives the load balancer of `ref`. */
+  /** The name KLB gives the load balancer of `ref` (Octavia names and tags hold at most 255 characters). */
   loadBalancerName(ref: LoadBalancerRef): string {
     if (this.#options.naming === 'cloud-provider' && ref.kind === 'Service') {
-      return `kube_service_${this.#cluster}_${ref.namespace}_${ref.name}`.slice(0, 255);
+      return boundedName(`kube_service_${this.#cluster}_${ref.namespace}_${ref.name}`, 255);
     }
-    return `klb_${this.#cluster}_${ref.kind.toLowerCase()}_${ref.namespace}_${ref.name}`.slice(0, 255);
+    return boundedName(`klb_${this.#cluster}_${ref.kind.toLowerCase()}_${ref.namespace}_${ref.name}`, 255);
   }
 
+  /**
+   * The tags that find the load balancer of `ref`. An id too long for one tag (a ConfigMap or
+   * Ingress name near 253 characters) is bounded with a digest: unique, but not readable back by
+   * {@link OctaviaBackend.list}, so such a load balancer is removed through its finalizer only.
+   */
   #tags(ref: LoadBalancerRef): string[] {
-    return [TAG_KLB, `klb-cluster=${this.#cluster}`, `klb-ref=${ref.id}`];
+    return [TAG_KLB, boundedName(`klb-cluster=${this.#cluster}`, 255), boundedName(`klb-ref=${ref.id}`, 255)];
   }
 
   #description(ref: LoadBalancerRef): string {
-    return `klb:${this.#cluster}:${ref.id}`.slice(0, 255);
+    return boundedName(`klb:${this.#cluster}:${ref.id}`, 255);
   }
 
   async #find(ref: LoadBalancerRef, features: OctaviaFeatures, signal: AbortSignal): Promise<Found[]> {
@@ -419,6 +425,8 @@ export class OctaviaBackend implements LoadBalancerBackend {
       ingress: [
         {
           ip: floatingIp ?? lb.vip_address,
+          // The amphora proxies, away from the nodes: in-cluster clients must go through it too.
+          ipMode: 'Proxy',
           ports: desired.map((d) => ({ port: d.port, protocol: l4(d.protocol) as 'TCP' | 'UDP' })),
         },
       ],

@@ -60,4 +60,6 @@ export interface AddressAllocator {
   allocate(owner: AddressOwner, request: AddressRequest): Promise<AddressAllocation>;
   /** Releases the owner's addresses; releasing nothing succeeds. */
   release(owner: AddressOwner): Promise<void>;
+  /** Stops what {@link AddressAllocator.start} started (watches); the engine calls it on shutdown. */
+  stop?(): Promise<void>;
 }

@@ -1,5 +1,5 @@
-import ipaddr from 'ipaddr.js';
 import { TerminalError } from './errors.js';
+import { readKubeCidr, readKubeIp } from './kube-ip.js';
 import type { LoadBalancerOptions } from './spec.js';
 
 /** Prefix of KLB's annotations; those under it are passed to backends in `spec.annotations`. */
@@ -39,29 +39,37 @@ export function klbAnnotations(annotations: Record<string, string> | undefined):
   return out;
 }
 
-/** Parses and validates an IP address list; throws a TerminalError naming `key`. */
-export function parseAddresses(key: string, value: string | undefined): string[] {
+/**
+ * Parses an IP address list (comma-separated) as Kubernetes validates new values ({@link readKubeIp});
+ * throws a TerminalError naming `field` (an annotation or a field path).
+ */
+export function parseAddresses(field: string, value: string | undefined): string[] {
   if (value === undefined || value.trim() === '') return [];
   return value.split(',').map((raw) => {
     const a = raw.trim();
-    if (!ipaddr.isValid(a) || a.includes('%')) throw invalid(key, value, `"${a.slice(0, 60)}" is not an IP address`);
-    return ipaddr.parse(a).toString();
+    const read = readKubeIp(a);
+    if (!read.ok) {
+      throw new TerminalError(`${field}: ${JSON.stringify(a.slice(0, 60))} ${read.error}`, {
+        reason: 'InvalidAddress',
+        code: 'INVALID_ADDRESS',
+      });
+    }
+    return read.value;
   });
 }
 
-/** Validates CIDRs (normalised); throws a TerminalError naming `what`. */
+/** Validates CIDRs as Kubernetes validates new values ({@link readKubeCidr}); throws a TerminalError naming `what`. */
 export function parseCidrs(what: string, values: readonly string[]): string[] {
-  return values.map((raw) => {
+  return values.map((raw, i) => {
     const v = raw.trim();
-    try {
-      const [addr, len] = ipaddr.parseCIDR(v);
-      return `${addr.toString()}/${len}`;
-    } catch {
-      throw new TerminalError(`${what}: "${v.slice(0, 60)}" is not a CIDR`, {
+    const read = readKubeCidr(v);
+    if (!read.ok) {
+      throw new TerminalError(`${what}[${i}]: ${JSON.stringify(v.slice(0, 60))} ${read.error}`, {
         reason: 'InvalidSourceRange',
         code: 'INVALID_CIDR',
       });
     }
+    return read.value;
   });
 }
 

@@ -192,7 +192,7 @@ export class ConfigMapSource implements LoadBalancerSource<ConfigMapObject> {
   async writeOutcome(client: KubeClient, cm: ConfigMapObject, outcome: Outcome): Promise<boolean> {
     const data = cm.data ?? {};
     const bindIp = outcome.ok ? (outcome.status.ingress[0]?.ip ?? '') : (data[ConfigMapKeys.bindIp] ?? '');
-    const status = outcome.ok ? 'SUCCESS' : `ERROR : ${outcome.error.message.replace(/\s+/g, ' ').slice(0, 512)}`;
+    const status = outcome.ok ? 'SUCCESS' : `ERROR : ${outcome.message.replace(/\s+/g, ' ').slice(0, 512)}`;
     if (data[ConfigMapKeys.bindIp] === bindIp && data[ConfigMapKeys.status] === status) return false;
     await client.patch(this.objectPath(cm.metadata?.namespace ?? '', cm.metadata?.name ?? ''), {
       data: { [ConfigMapKeys.bindIp]: bindIp || null, [ConfigMapKeys.status]: status },

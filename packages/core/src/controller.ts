@@ -4,6 +4,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { AddressAllocator, AddressOwner } from './address-allocator.js';
 import type { BackendContext, LoadBalancerBackend } from './backend.js';
+import { backoffDelay, sleep } from './backoff.js';
 import { ConfigMapSource } from './configmap-source.js';
 import { isRetryAfterError, isTerminalError, TerminalError } from './errors.js';
 import { EventRecorder } from './event-recorder.js';
@@ -65,7 +66,12 @@ interface Known {
   owner: AddressOwner;
   deps: Dependencies;
   specHash: string;
+  /** The data-plane problem last reported for it, so that its Warning event is recorded once. */
+  problem: string | undefined;
 }
+
+/** Allocation outcomes that wait for a change elsewhere: written on the object, then retried. */
+const WAITING_ALLOCATION_CODES = new Set(['ADDRESS_TAKEN', 'POOL_EXHAUSTED', 'SHARING_CONFLICT']);
 
 /**
  * The reconcile engine: watches Services, original ConfigMaps and Ingresses, translates each to a
@@ -205,7 +211,8 @@ export class LoadBalancerController {
     for (const inf of informers) inf.start();
     await Promise.all(informers.map((inf) => inf.waitForSync()));
     this.#log.info({ informers: informers.length }, 'caches synced');
-    await this.#opts.allocator?.start();
+    await this.#startAllocator();
+    if (this.#stop.signal.aborted) return;
     this.#allocatorReady = true;
     this.#log.info({}, 'address assignments imported; ready');
     const election = this.#opts.leaderElection;
@@ -220,6 +227,34 @@ export class LoadBalancerController {
       );
     } else {
       this.#lead(this.#stop.signal);
+    }
+  }
+
+  /**
+   * Imports the existing address assignments, retrying with backoff while that fails for a
+   * reason that may pass (the apiserver unreachable, a pools ConfigMap not readable yet):
+   * meanwhile /healthz answers and /readyz says not ready. An error marked `terminal` (a wrong
+   * pool configuration) ends the start.
+   */
+  async #startAllocator(): Promise<void> {
+    const allocator = this.#opts.allocator;
+    if (!allocator) return;
+    for (let failures = 1; ; failures++) {
+      try {
+        await allocator.start();
+        return;
+      } catch (err) {
+        if ((err as { terminal?: boolean }).terminal) throw err;
+        const delay = backoffDelay(failures, { baseMs: 500, maxMs: 30_000, jitter: 0.2 });
+        this.#log.warn({ err: String(err), retryInMs: delay }, 'importing address assignments failed; retrying');
+        if (
+          !(await sleep(delay, this.#stop.signal).then(
+            () => true,
+            () => false,
+          ))
+        )
+          return;
+      }
     }
   }
 
@@ -240,6 +275,7 @@ export class LoadBalancerController {
     clearInterval(this.#resyncTimer);
     await this.#electionDone;
     await Promise.all(this.#allInformers().map((inf) => inf.stop()));
+    await this.#opts.allocator?.stop?.();
     await this.#backend.close?.();
     await this.#health?.close();
     this.#client.close();
@@ -268,6 +304,7 @@ export class LoadBalancerController {
       for (const obj of informer.list()) if (this.#relevant(source, obj)) this.#queue.add(keyOf(kind, obj));
     }
     void this.#cleanupOrphans(leadership.signal);
+    void this.#watchBackend(leadership.signal);
     const resync = this.#opts.resyncPeriodMs ?? 600_000;
     if (resync > 0) {
       this.#resyncTimer = setInterval(() => this.resync(), resync);
@@ -363,9 +400,11 @@ export class LoadBalancerController {
         this.metrics.reconcileErrors.inc({ ...labels, reason: err.reason });
         if (obj && entry) {
           this.#events.record(obj, 'Warning', err.reason, err.message);
-          await entry.source.writeOutcome(this.#client, obj, { ok: false, error: err }).catch((e: unknown) => {
-            log.warn({ err: String(e) }, 'could not write the error to the object');
-          });
+          await entry.source
+            .writeOutcome(this.#client, obj, { ok: false, reason: err.reason, message: err.message })
+            .catch((e: unknown) => {
+              log.warn({ err: String(e) }, 'could not write the error to the object');
+            });
         }
       } else if (isRetryAfterError(err)) {
         result = 'requeue';
@@ -402,6 +441,9 @@ export class LoadBalancerController {
     this.#trackDependencies(key, { endpointsOf: [], nodes: false, ...source.references(obj) });
     const draft = source.build(obj, this.#world());
     this.#trackDependencies(key, draft.dependencies);
+    // Carrying the finalizer already, the object was realised before (by this process, or by
+    // the one before a restart): its first reconcile here announces only what it changes.
+    const realisedBefore = (obj.metadata?.finalizers ?? []).includes(FINALIZER);
     const finalized = await this.#addFinalizer(source, obj, ctx.signal);
     const meta = finalized.metadata ?? {};
     const owner: AddressOwner = {
@@ -416,12 +458,17 @@ export class LoadBalancerController {
         addresses = (await this.#opts.allocator.allocate(owner, draft.request)).addresses;
       } catch (err) {
         const e = err as { terminal?: boolean; code?: string; message?: string };
+        const message = e.message ?? String(err);
         if (e.terminal) {
-          throw new TerminalError(e.message ?? String(err), {
+          throw new TerminalError(message, {
             reason: reasonOf(e.code),
             code: e.code ?? 'ALLOCATION_FAILED',
             cause: err,
           });
+        }
+        if (e.code && WAITING_ALLOCATION_CODES.has(e.code)) {
+          // Retried with backoff, and said on the object until it resolves.
+          await source.writeOutcome(this.#client, finalized, { ok: false, reason: reasonOf(e.code), message });
         }
         throw err;
       }
@@ -429,16 +476,32 @@ export class LoadBalancerController {
     const spec: LoadBalancerSpec = { ...draft.spec, addresses };
     const hash = createHash('sha256').update(JSON.stringify(spec)).digest('base64');
     const previous = this.#known.get(key);
-    const changed = previous?.specHash !== hash;
+    const changed = previous ? previous.specHash !== hash : !realisedBefore;
     if (changed) this.#events.record(finalized, 'Normal', 'EnsuringLoadBalancer', 'Ensuring load balancer');
     const status = await this.#backend.ensure(spec, ctx);
-    this.#known.set(key, { ref: spec.ref, owner, deps: draft.dependencies, specHash: hash });
+    const problem = status.problem;
+    this.#known.set(key, {
+      ref: spec.ref,
+      owner,
+      deps: draft.dependencies,
+      specHash: hash,
+      problem: problem?.message,
+    });
     this.#pendingDeps.delete(key);
     this.#orphans.delete(key);
     this.metrics.managed.set({ backend: this.#backend.name }, this.#known.size);
-    const outcome: Outcome = { ok: true, status };
-    await source.writeOutcome(this.#client, finalized, outcome);
-    if (changed) {
+    const outcome: Outcome = problem ? { ok: false, ...problem } : { ok: true, status };
+    const wrote = await source.writeOutcome(this.#client, finalized, outcome);
+    if (problem) {
+      if (previous ? problem.message !== previous.problem : wrote) {
+        ctx.log.warn(
+          { reason: problem.reason, err: problem.message },
+          'the data plane does not serve the load balancer',
+        );
+        this.metrics.reconcileErrors.inc({ backend: this.#backend.name, kind: spec.ref.kind, reason: problem.reason });
+        this.#events.record(finalized, 'Warning', problem.reason, problem.message);
+      }
+    } else if (changed || previous?.problem !== undefined || (!previous && wrote)) {
       const where = status.ingress.map((i) => i.ip ?? i.hostname).join(', ');
       this.#events.record(
         finalized,
@@ -501,6 +564,36 @@ export class LoadBalancerController {
       'merge',
       signal,
     );
+  }
+
+  /**
+   * While leading: the backend's watch (when it has one), so that what its data plane did (a
+   * node applied or refused a config, a VIP moved) reaches the objects at once rather than at
+   * the next resync. Exactly the refs it names are reconciled again. A watch that fails to start
+   * is started again with backoff; it is stopped when leadership ends.
+   */
+  async #watchBackend(signal: AbortSignal): Promise<void> {
+    const watch = this.#backend.watch?.bind(this.#backend);
+    if (!watch) return;
+    const notify = (ref: LoadBalancerRef) => {
+      if (signal.aborted) return;
+      const parsed = parseLoadBalancerId(ref.id);
+      if (parsed && this.#sources.has(parsed.kind)) this.#queue.add(ref.id);
+    };
+    for (let failures = 0; !signal.aborted; failures++) {
+      try {
+        const stop = await watch(notify, { signal, log: this.#log });
+        if (signal.aborted) stop();
+        else signal.addEventListener('abort', () => stop(), { once: true });
+        this.#log.debug({ backend: this.#backend.name }, 'watching the backend');
+        return;
+      } catch (err) {
+        const delay = backoffDelay(failures + 1, { baseMs: 500, maxMs: 30_000, jitter: 0.2 });
+        this.metrics.backendWatchRestarts.inc({ backend: this.#backend.name });
+        this.#log.warn({ err: String(err), retryInMs: delay }, 'backend watch failed to start; retrying');
+        await sleep(delay, signal).catch(() => undefined);
+      }
+    }
   }
 
   /**

@@ -15,6 +15,7 @@ export type {
 export { ANNOTATION_PREFIX, Annotations } from './annotations.js';
 export type { BackendCapabilities, BackendContext, LoadBalancerBackend } from './backend.js';
 export { type BackoffOptions, backoffDelay, sleep } from './backoff.js';
+export { boundedName } from './bounded-name.js';
 export { ConfigMapKeys, ConfigMapSource, ORIGINAL_LABEL_SELECTOR } from './configmap-source.js';
 export { FINALIZER, LoadBalancerController, type LoadBalancerControllerOptions } from './controller.js';
 export {
@@ -41,6 +42,7 @@ export {
   type PatchType,
   withQuery,
 } from './kube-client.js';
+export { type KubeIpResult, readKubeCidr, readKubeIp } from './kube-ip.js';
 export type {
   ConditionJson,
   ConfigMapObject,
@@ -79,9 +81,11 @@ export {
   type HealthCheck,
   type HttpRoute,
   type IpFamily,
+  type IpMode,
   type Listener,
   type LoadBalancerIngress,
   type LoadBalancerOptions,
+  type LoadBalancerProblem,
   type LoadBalancerRef,
   type LoadBalancerSpec,
   type LoadBalancerStatus,

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Annotations, klbAnnotations, parseAddresses, parseOptions, parseToken } from './annotations.js';
+import { boundedName } from './bounded-name.js';
 import { TerminalError } from './errors.js';
 import type { KubeClient } from './kube-client.js';
 import type { IngressBackend, IngressObject } from './kube-types.js';
@@ -104,7 +105,8 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
           reason: 'UnknownPort',
         });
       }
-      const upstreamName = `${svcName}-${servicePort.port}`.replace(/[^a-z0-9-]/g, '-');
+      // An upstream name is a 63-character identifier; a valid Service name is up to 63 alone.
+      const upstreamName = boundedName(`${svcName}-${servicePort.port}`.replace(/[^a-z0-9-]/g, '-'), 63);
       if (upstreams.has(upstreamName)) return upstreamName;
       const kind = chooseTargetKind(caps.targetKinds, service);
       if (kind === 'node') usesNodes = true;
@@ -186,7 +188,12 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
     const certificates: TlsCertificate[] = [];
     const secrets = new Set<string>();
     for (const [i, tls] of (ing.spec?.tls ?? []).entries()) {
-      if (!tls.secretName) continue;
+      if (!tls.secretName) {
+        throw new TerminalError(
+          `tls[${i}]: secretName is empty: name the kubernetes.io/tls Secret of ${(tls.hosts ?? []).join(', ') || 'these hosts'} (an entry without one would serve them over plain HTTP)`,
+          { reason: 'MissingTLSSecret' },
+        );
+      }
       if (!caps.tls) throw new TerminalError('the backend does not terminate TLS', { reason: 'UnsupportedTLS' });
       secrets.add(`${ns}/${tls.secretName}`);
       const secret = world.secret(ns, tls.secretName);

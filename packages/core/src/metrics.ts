@@ -18,6 +18,8 @@ export class ControllerMetrics {
   readonly queueLatency: Histogram;
   /** `klb_informer_restarts_total{resource,reason}`. */
   readonly informerRestarts: Counter<'resource' | 'reason'>;
+  /** `klb_backend_watch_restarts_total{backend}`: failed starts of the backend's watch. */
+  readonly backendWatchRestarts: Counter<'backend'>;
   /** `klb_leader`: 1 while this replica leads. */
   readonly leader: Gauge;
   /** `klb_managed_load_balancers{backend}`: load balancers currently ensured. */
@@ -61,6 +63,12 @@ export class ControllerMetrics {
       name: 'klb_informer_restarts_total',
       help: 'List/watch restarts by resource and reason (error, gone, watchdog, closed).',
       labelNames: ['resource', 'reason'],
+      registers,
+    });
+    this.backendWatchRestarts = new Counter({
+      name: 'klb_backend_watch_restarts_total',
+      help: "Failed starts of the backend's watch (node reports, appliance state), each retried with backoff.",
+      labelNames: ['backend'],
       registers,
     });
     this.leader = new Gauge({ name: 'klb_leader', help: '1 while this replica is the leader.', registers });

@@ -95,12 +95,13 @@ export function l4FromService(
 }
 
 /**
- * `status.loadBalancer.ingress` of a Service or Ingress. Services get `ipMode: VIP` (what the
- * apiserver defaults it to), so that comparing with what is stored finds no difference.
+ * `status.loadBalancer.ingress` of a Service or Ingress. With `withIpMode` (Services), each IP
+ * carries the backend's `ipMode`, `VIP` when it names none (what the apiserver defaults it to),
+ * so that comparing with what is stored finds no difference; Ingress status has no `ipMode`.
  */
-export function statusIngress(status: LoadBalancerStatus, ipMode?: 'VIP'): Array<Record<string, unknown>> {
+export function statusIngress(status: LoadBalancerStatus, withIpMode = false): Array<Record<string, unknown>> {
   return status.ingress.map((i) => ({
-    ...(i.ip ? { ip: i.ip, ...(ipMode ? { ipMode } : {}) } : {}),
+    ...(i.ip ? { ip: i.ip, ...(withIpMode ? { ipMode: i.ipMode ?? 'VIP' } : {}) } : {}),
     ...(i.hostname ? { hostname: i.hostname } : {}),
     ...(i.ports?.length
       ? { ports: i.ports.map((p) => ({ port: p.port, protocol: p.protocol, ...(p.error ? { error: p.error } : {}) })) }
@@ -227,7 +228,7 @@ export class ServiceSource implements LoadBalancerSource<ServiceObject> {
   /** Writes `status.loadBalancer.ingress` and the `klb.io/LoadBalancerReady` condition when they changed. */
   async writeOutcome(client: KubeClient, svc: ServiceObject, outcome: Outcome): Promise<boolean> {
     const current = svc.status ?? {};
-    const ingress = outcome.ok ? statusIngress(outcome.status, 'VIP') : (current.loadBalancer?.ingress ?? []);
+    const ingress = outcome.ok ? statusIngress(outcome.status, true) : (current.loadBalancer?.ingress ?? []);
     const condition = outcome.ok
       ? {
           type: SERVICE_CONDITION,
@@ -238,8 +239,8 @@ export class ServiceSource implements LoadBalancerSource<ServiceObject> {
       : {
           type: SERVICE_CONDITION,
           status: 'False',
-          reason: outcome.error.reason,
-          message: outcome.error.message.slice(0, 1024),
+          reason: outcome.reason,
+          message: outcome.message.slice(0, 1024),
         };
     const others = (current.conditions ?? []).filter((c) => c.type !== SERVICE_CONDITION);
     const existing = (current.conditions ?? []).find((c) => c.type === SERVICE_CONDITION);

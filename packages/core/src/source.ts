@@ -1,6 +1,5 @@
 import type { AddressRequest } from './address-allocator.js';
 import type { BackendCapabilities } from './backend.js';
-import type { TerminalError } from './errors.js';
 import type { KubeClient, KubeObject } from './kube-client.js';
 import type { NodeObject, SecretObject, ServiceObject } from './kube-types.js';
 import type { LoadBalancerSpec, LoadBalancerStatus, SourceKind } from './spec.js';
@@ -52,12 +51,18 @@ export interface SuccessOutcome {
   readonly status: LoadBalancerStatus;
 }
 
-/** A reconcile that ended in a terminal error. */
+/**
+ * A reconcile that did not realise the load balancer: the object is invalid (a terminal error),
+ * its address cannot be had yet (taken, exhausted, a sharing conflict), or the data plane refused
+ * what the backend published ({@link LoadBalancerStatus.problem}).
+ */
 export interface FailureOutcome {
   /** Always false. */
   readonly ok: false;
-  /** Why the load balancer cannot be realised. */
-  readonly error: TerminalError;
+  /** A CamelCase reason (condition reason, event reason), e.g. `AddressTaken`. */
+  readonly reason: string;
+  /** Why, for people. */
+  readonly message: string;
 }
 
 /** How a reconcile ended, for the source to write back to the object. */

@@ -180,10 +180,20 @@ export interface PortStatus {
   readonly error?: string;
 }
 
+/**
+ * How traffic reaches a load balancer's address (Service `status.loadBalancer.ingress[].ipMode`,
+ * KEP-1860). `VIP`: the address is the Service's own, and kube-proxy may send in-cluster clients
+ * straight to the endpoints. `Proxy`: clients must go through the load balancer (it proxies,
+ * terminates TLS or adds the PROXY protocol), so kube-proxy does not short-circuit it.
+ */
+export type IpMode = 'VIP' | 'Proxy';
+
 /** Where a load balancer can be reached, as the backend realised it. */
 export interface LoadBalancerIngress {
   /** An IP address (the VIP, or the floating IP in front of it). */
   readonly ip?: string;
+  /** How clients reach `ip`; default `VIP`. */
+  readonly ipMode?: IpMode;
   /** A host name, for backends that publish DNS names. */
   readonly hostname?: string;
   /** Per-port state. */
@@ -197,13 +207,25 @@ export function listenerPorts(
   return listeners.map((l) => ({ port: l.port, protocol: l.protocol === 'UDP' ? 'UDP' : 'TCP' }));
 }
 
-/** One ingress entry per address, each with the {@link listenerPorts} of `listeners`. */
+/** One ingress entry per address, each with the {@link listenerPorts} of `listeners` (and `ipMode`, when given). */
 export function addressIngress(
   addresses: readonly string[],
   listeners: readonly { readonly port: number; readonly protocol: Protocol }[],
+  ipMode?: IpMode,
 ): LoadBalancerIngress[] {
   const ports = listenerPorts(listeners);
-  return addresses.map((ip) => ({ ip, ports }));
+  return addresses.map((ip) => ({ ip, ...(ipMode ? { ipMode } : {}), ports }));
+}
+
+/**
+ * Why a load balancer the backend took does not serve: its data plane refused or failed what
+ * was published (e.g. every node's nginx rejected the config).
+ */
+export interface LoadBalancerProblem {
+  /** A CamelCase reason, used as the condition and event reason, e.g. `RejectedByNodes`. */
+  readonly reason: string;
+  /** Why, for people (which nodes, the data plane's own words). */
+  readonly message: string;
 }
 
 /** What `ensure` returns: the realised addresses, written back to the declaring object. */
@@ -212,6 +234,13 @@ export interface LoadBalancerStatus {
   readonly ingress: readonly LoadBalancerIngress[];
   /** A human-readable note for the object's status/events (e.g. `2/3 members healthy`). */
   readonly message?: string;
+  /**
+   * Set when the spec was taken but the data plane does not serve it. The engine reports it on
+   * the object as a failure (a `False` condition with this reason, a Warning event,
+   * `data.status: ERROR : …`) and keeps the load balancer; a backend with
+   * {@link LoadBalancerBackend.watch} notifies when it changes, so the object follows.
+   */
+  readonly problem?: LoadBalancerProblem;
 }
 
 /** Builds the {@link LoadBalancerRef.id} of an object. */

@@ -43,6 +43,7 @@ if (!missing) {
   });
 }
 
+const P = (): ControlPlane => plane as ControlPlane;
 const svcPath = (ns: string, name: string) => `/api/v1/namespaces/${ns}/services/${name}`;
 const getSvc = (ns: string, name: string) => client.get<ServiceObject>(svcPath(ns, name));
 
@@ -459,6 +460,132 @@ it('a node change re-reconciles only the load balancers that target nodes', asyn
   await setNodeStatus(client, 'node-b', '192.0.2.12', true);
   await waitUntil('node-b back', () => (backend.specOf(nodeId)?.upstreams[0]?.targets.length === 2 ? true : undefined));
   assert.is(backend.callsOf('ensure', podId).length, podEnsures, 'the pod-targeted load balancer was not touched');
+});
+
+it("the backend's watch: a data-plane problem is a False condition and a Warning event at once, and clears", async () => {
+  // The resync is ten minutes away: only the backend's notification can bring these changes.
+  assert.is(backend.watchers, 1, 'the leading controller watches the backend');
+  const ns = await namespace(client);
+  await client.create(`/api/v1/namespaces/${ns}/services`, lbService('watched', [{ port: 80 }]));
+  await waitUntil('ensured', async () =>
+    (await getSvc(ns, 'watched')).status?.conditions?.find((c) => c.type === SERVICE_CONDITION)?.status === 'True'
+      ? true
+      : undefined,
+  );
+  backend.setProblem(`service/${ns}/watched`, { reason: 'RejectedByNodes', message: 'every node refused it: n1: bad' });
+  const refused = await waitUntil('the problem on the Service', async () => {
+    const c = (await getSvc(ns, 'watched')).status?.conditions?.find((x) => x.type === SERVICE_CONDITION);
+    return c?.status === 'False' ? c : undefined;
+  });
+  assert.is(refused.reason, 'RejectedByNodes');
+  assert.is(refused.message, 'every node refused it: n1: bad');
+  const warning = await waitUntil('the Warning event', async () =>
+    (await events(client, ns, 'watched')).find((e) => e.type === 'Warning' && e.reason === 'RejectedByNodes'),
+  );
+  assert.is(warning.message, 'every node refused it: n1: bad');
+  backend.setProblem(`service/${ns}/watched`, undefined);
+  await waitUntil('the condition cleared', async () =>
+    (await getSvc(ns, 'watched')).status?.conditions?.find((c) => c.type === SERVICE_CONDITION)?.status === 'True'
+      ? true
+      : undefined,
+  );
+});
+
+it('a backend watch that fails to start is started again with backoff, and stops when the controller stops', async () => {
+  const flaky = new RecordingBackend({ capabilities: { allocatesAddresses: true } });
+  flaky.failNext('watch', new Error('reports not readable yet'));
+  flaky.failNext('watch', new Error('reports not readable yet'));
+  const extra = new LoadBalancerController({
+    kubeConfig: P().kubeConfig,
+    backend: flaky,
+    services: { loadBalancerClass: 'klb.io/watch-test' },
+    configMaps: false,
+    ingress: false,
+  });
+  await extra.start();
+  try {
+    await waitUntil('the third start succeeds', async () => (flaky.watchers === 1 ? true : undefined));
+    assert.is(flaky.callsOf('watch').length, 3);
+    const restarts = (await extra.metrics.backendWatchRestarts.get()).values.reduce((n, v) => n + v.value, 0);
+    assert.is(restarts, 2);
+  } finally {
+    await extra.stop();
+  }
+  assert.is(flaky.watchers, 0);
+});
+
+it('addresses and CIDRs are read as Kubernetes validates new values; anything else is an error naming the field', async () => {
+  const ns = await namespace(client);
+  const bad: Array<[string, Record<string, unknown>, RegExp]> = [
+    [
+      'octal',
+      { spec: { loadBalancerIP: '127.0.100.010' } },
+      /spec\.loadBalancerIP: "127\.0\.100\.010" is not a dotted quad/,
+    ],
+    [
+      'three-part',
+      { annotations: { 'klb.io/load-balancer-ips': '10.0.0' } },
+      /klb\.io\/load-balancer-ips: "10\.0\.0" is not a dotted quad .*10\.0\.0\.0/,
+    ],
+    ['hex', { annotations: { 'klb.io/load-balancer-ips': '0x7f.1' } }, /"0x7f\.1" is not a dotted quad .*127\.0\.0\.1/],
+    ['short', { annotations: { 'klb.io/load-balancer-ips': '127.1' } }, /"127\.1" is not a dotted quad/],
+    [
+      'mapped',
+      { annotations: { 'klb.io/load-balancer-ips': '::ffff:198.51.100.7' } },
+      /IPv4-mapped .*use 198\.51\.100\.7/,
+    ],
+    ['upper', { annotations: { 'klb.io/load-balancer-ips': '2001:DB8::7' } }, /canonical form: use 2001:db8::7/],
+    ['zeros', { annotations: { 'klb.io/load-balancer-ips': '2001:db8:0:0::7' } }, /canonical form: use 2001:db8::7/],
+    ['zone', { annotations: { 'klb.io/load-balancer-ips': 'fe80::7%eth0' } }, /must not have a zone/],
+    [
+      'hostbits',
+      { spec: { loadBalancerSourceRanges: ['10.0.0.0/8', '192.0.2.8/24'] } },
+      /loadBalancerSourceRanges\[1\]: "192\.0\.2\.8\/24" has bits set past its prefix length: use 192\.0\.2\.0\/24/,
+    ],
+    [
+      'cidr-octal',
+      { spec: { loadBalancerSourceRanges: ['010.0.0.0/8'] } },
+      /loadBalancerSourceRanges\[0\]: "010\.0\.0\.0\/8" is not a dotted quad/,
+    ],
+  ];
+  for (const [name, extra] of bad) {
+    const { spec, annotations } = extra as { spec?: Record<string, unknown>; annotations?: Record<string, string> };
+    await client.create(
+      `/api/v1/namespaces/${ns}/services`,
+      lbService(name, [{ port: 80 }], { ...(spec ? { spec } : {}), ...(annotations ? { annotations } : {}) }),
+    );
+  }
+  await client.create(
+    `/api/v1/namespaces/${ns}/services`,
+    lbService('target', [{ port: 80 }], { spec: { type: 'ClusterIP', loadBalancerClass: undefined } }),
+  );
+  await client.create(`/api/v1/namespaces/${ns}/configmaps`, {
+    metadata: { name: 'octal-lb', labels: { app: 'loadbalancer' } },
+    data: { 'target-service-name': 'target', 'bind-ip': '198.051.100.7' },
+  });
+  for (const [name, , message] of bad) {
+    const c = await waitUntil(`the error on ${name}`, async () =>
+      (await getSvc(ns, name)).status?.conditions?.find((x) => x.type === SERVICE_CONDITION && x.status === 'False'),
+    );
+    assert.match(c.reason ?? '', /^Invalid(Address|SourceRange)$/, name);
+    assert.match(c.message ?? '', message, name);
+    assert.equal((await getSvc(ns, name)).status?.loadBalancer?.ingress ?? [], [], `${name}: no address`);
+  }
+  const cm = await waitUntil('data.status of the ConfigMap', async () => {
+    const got = await client.get<KubeObject & { data?: Record<string, string> }>(
+      `/api/v1/namespaces/${ns}/configmaps/octal-lb`,
+    );
+    return got.data?.status ? got.data : undefined;
+  });
+  assert.match(cm.status ?? '', /^ERROR : data\.bind-ip: "198\.051\.100\.7" is not a dotted quad/);
+  assert.is(backend.specOf(`configmap/${ns}/octal-lb`), undefined, 'nothing was ensured');
+  // Canonical values of both families are taken as they are.
+  await client.create(
+    `/api/v1/namespaces/${ns}/services`,
+    lbService('fine', [{ port: 80 }], { spec: { loadBalancerSourceRanges: ['192.0.2.0/24', '2001:db8::/32'] } }),
+  );
+  await waitUntil('the fine Service ensured', async () => backend.specOf(`service/${ns}/fine`));
+  assert.equal(backend.specOf(`service/${ns}/fine`)?.options.sourceRanges, ['192.0.2.0/24', '2001:db8::/32']);
 });
 
 it('serves /healthz, /readyz and /metrics', async () => {

@@ -21,14 +21,17 @@ export function familyMax(family: IpFamily): bigint {
 
 /**
  * Parses an IPv4 address in four-part decimal form or an IPv6 address (no zone, no brackets).
- * Returns undefined for anything else (shorthand like `10.1`, octal/hex parts, zones, CIDRs).
- * IPv4-mapped IPv6 addresses stay IPv6.
+ * Returns undefined for anything else (shorthand like `10.1`, octal/hex parts, zones, CIDRs,
+ * IPv6 not in RFC 5952 canonical form, IPv4-mapped IPv6), as Kubernetes validates new values.
  */
 export function parseAddress(text: string): ParsedAddress | undefined {
   if (typeof text !== 'string' || text.length === 0 || text.length > 45) return undefined;
   if (text.includes(':')) {
     if (text.includes('%') || !ipaddr.IPv6.isValid(text)) return undefined;
-    const bytes = ipaddr.IPv6.parse(text).toByteArray();
+    const parsed = ipaddr.IPv6.parse(text);
+    // As Kubernetes validates new values: canonical (RFC 5952) text only, never IPv4-mapped.
+    if (parsed.isIPv4MappedAddress() || parsed.toRFC5952String() !== text) return undefined;
+    const bytes = parsed.toByteArray();
     let value = 0n;
     for (const b of bytes) value = (value << 8n) | BigInt(b);
     return { family: 'IPv6', value };

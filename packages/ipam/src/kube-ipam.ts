@@ -20,9 +20,10 @@ import {
   holderLabel,
 } from './address-claim.js';
 import { type AllocationPlan, Allocator, checkOwner, isValidSharingKey } from './allocator.js';
+import { type ClaimEvent, ClaimWatch } from './claim-watch.js';
 import { IpamError, isIpamError } from './errors.js';
 import { canonicalAddress, parseAddress } from './ip.js';
-import { listAll } from './kube-list.js';
+import { listAll, listAllVersioned } from './kube-list.js';
 import { type IpamLogger, silentIpamLogger } from './logger.js';
 import { IpamMetrics } from './metrics.js';
 import type { Pool } from './pool-config.js';
@@ -69,6 +70,12 @@ function apiError(what: string, err: unknown): IpamError {
   if (isIpamError(err)) return err;
   const code = err instanceof ApiException ? ` (HTTP ${err.code})` : '';
   return new IpamError('API_ERROR', `${what} failed${code}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
+
+/** Whether resourceVersion `a` is older than `b` (both etcd revisions); unknown forms are not compared. */
+function isOlder(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b || !/^[0-9]+$/.test(a) || !/^[0-9]+$/.test(b)) return false;
+  return BigInt(a) < BigInt(b);
 }
 
 function status(err: unknown): number | undefined {
@@ -129,6 +136,7 @@ export class KubeIpam {
   readonly #kinds: ReadonlySet<AllocationOwner['kind']>;
   #ready = false;
   #starting: Promise<void> | undefined;
+  #claimWatch: ClaimWatch | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   /** @param options - see {@link KubeIpamOptions}. */
@@ -169,7 +177,7 @@ export class KubeIpam {
     const started = Date.now();
     const pools = typeof this.#options.pools === 'function' ? await this.#options.pools() : this.#options.pools;
     this.#allocator.setPools(pools);
-    const [claims, live] = await Promise.all([this.#listClaims(), this.#listOwners()]);
+    const [{ items: claims, resourceVersion }, live] = await Promise.all([this.#listClaims(), this.#listOwners()]);
     const listed = Date.now();
     for (const claim of claims) this.#importClaim(claim);
     const liveByUid = new Map(live.map((l) => [l.owner.uid, l]));
@@ -214,6 +222,25 @@ export class KubeIpam {
     // Claims whose holders are gone.
     const orphans = claims.filter((c) => c.spec.holders.some((h) => this.#kinds.has(h.kind) && !liveByUid.has(h.uid)));
     await mapLimit(orphans, concurrency, (claim) => this.#reclaim(claim));
+    this.#claimWatch = new ClaimWatch(
+      {
+        kubeConfig: this.#options.kubeConfig,
+        path: this.#claimsPath(),
+        logger: this.#log,
+        ...(this.#options.pageSize ? { pageSize: this.#options.pageSize } : {}),
+        onEvent: (event) => void this.#serial(async () => this.#claimChanged(event)),
+        onRelist: (all) =>
+          void this.#serial(async () => {
+            const listed = new Set(all.map((c) => c.metadata.name));
+            for (const [name, claim] of this.#cache) {
+              if (!listed.has(name)) this.#claimChanged({ type: 'delete', claim });
+            }
+            for (const claim of all) this.#claimChanged({ type: 'upsert', claim });
+          }),
+      },
+      resourceVersion,
+    );
+    this.#claimWatch.start();
     this.#ready = true;
     this.#log.info(
       {
@@ -253,8 +280,33 @@ export class KubeIpam {
   // The claims may come from the apiserver's watch cache (resourceVersion=0), a little behind
   // etcd. That is safe: a claim missing from the list still makes our create fail with 409 (and
   // is then read). The owners are listed consistently, so no recent status is missed.
-  #listClaims(): Promise<AddressClaim[]> {
-    return listAll<AddressClaim>(this.#options.kubeConfig, this.#claimsPath(), {}, this.#options.pageSize, true);
+  #listClaims(): Promise<{ items: AddressClaim[]; resourceVersion: string }> {
+    return listAllVersioned<AddressClaim>(
+      this.#options.kubeConfig,
+      this.#claimsPath(),
+      {},
+      this.#options.pageSize,
+      true,
+    );
+  }
+
+  /** A claim changed in the API (seen by the watch): memory follows unless it already holds a newer copy. */
+  #claimChanged({ type, claim }: ClaimEvent): void {
+    const name = claim.metadata?.name ?? '';
+    const cached = this.#cache.get(name);
+    if (cached && isOlder(claim.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return;
+    if (type === 'upsert') {
+      this.#importClaim(claim);
+      return;
+    }
+    const address = canonicalAddress(claim.spec?.address ?? '');
+    this.#cache.delete(name);
+    if (address !== undefined) this.#allocator.setHolders(address, []);
+  }
+
+  /** Stops following the claims (the instance allocates nothing more). */
+  async stop(): Promise<void> {
+    this.#claimWatch?.stop();
   }
 
   async #listOwners(): Promise<LiveOwner[]> {
@@ -424,6 +476,10 @@ export class KubeIpam {
    * Re-reads the claims of `addresses` into memory; true when every one still lists `owner`.
    */
   async #confirm(owner: AllocationOwner, addresses: readonly string[]): Promise<boolean> {
+    // Memory follows the claims while the watch is live: nothing to read.
+    if (this.#claimWatch?.live) {
+      return addresses.every((a) => this.#allocator.holders(a).some((h) => h.owner.uid === owner.uid));
+    }
     let confirmed = true;
     for (const address of addresses) {
       const current = await this.#read(addressClaimName(address));

@@ -19,9 +19,21 @@ export async function listAll<T>(
   pageSize = 1000,
   fromCache = false,
 ): Promise<T[]> {
+  return (await listAllVersioned<T>(kubeConfig, path, query, pageSize, fromCache)).items;
+}
+
+/** {@link listAll}, with the list's resourceVersion (to watch from). */
+export async function listAllVersioned<T>(
+  kubeConfig: KubeConfig,
+  path: string,
+  query: Readonly<Record<string, string>> = {},
+  pageSize = 1000,
+  fromCache = false,
+): Promise<{ items: T[]; resourceVersion: string }> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new IpamError('API_ERROR', 'the kubeconfig has no current cluster');
   const items: T[] = [];
+  let resourceVersion = '';
   let cont: string | undefined;
   do {
     const url = new URL(`${cluster.server.replace(/\/$/, '')}${path}`);
@@ -31,11 +43,15 @@ export async function listAll<T>(
     else if (fromCache) url.searchParams.set('resourceVersion', '0');
     const options: RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
     await kubeConfig.applyToHTTPSOptions(options);
-    const page = (await getJson(url, options)) as { items?: T[]; metadata?: { continue?: string } };
+    const page = (await getJson(url, options)) as {
+      items?: T[];
+      metadata?: { continue?: string; resourceVersion?: string };
+    };
     items.push(...(page.items ?? []));
+    resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     cont = page.metadata?.continue || undefined;
   } while (cont);
-  return items;
+  return { items, resourceVersion };
 }
 
 function getJson(url: URL, options: RequestOptions): Promise<unknown> {

@@ -3,6 +3,7 @@ import {
   type BackendCapabilities,
   type BackendContext,
   type LoadBalancerBackend,
+  type LoadBalancerProblem,
   type LoadBalancerRef,
   type LoadBalancerSpec,
   type LoadBalancerStatus,
@@ -12,7 +13,7 @@ import {
 /** One call a {@link RecordingBackend} received. */
 export interface RecordedCall {
   /** Which method was called. */
-  readonly method: 'ensure' | 'remove' | 'list';
+  readonly method: 'ensure' | 'remove' | 'list' | 'watch';
   /** The load balancer id (absent for `list`). */
   readonly id?: string;
   /** The spec passed to `ensure`. */
@@ -59,6 +60,8 @@ export class RecordingBackend implements LoadBalancerBackend {
   readonly #state = new Map<string, { ref: LoadBalancerRef; spec: LoadBalancerSpec; status: LoadBalancerStatus }>();
   readonly #failures: Array<{ method: RecordedCall['method']; id: string | undefined; error: Error }> = [];
   readonly #options: RecordingBackendOptions;
+  readonly #problems = new Map<string, LoadBalancerProblem>();
+  readonly #watchers = new Set<(ref: LoadBalancerRef) => void>();
   #allocated = 0;
 
   constructor(options: RecordingBackendOptions = {}) {
@@ -69,6 +72,23 @@ export class RecordingBackend implements LoadBalancerBackend {
   /** Makes the next call of `method` (for load balancer `id`, or any) throw `error`. Queue several for several calls. */
   failNext(method: RecordedCall['method'], error: Error, id?: string): void {
     this.#failures.push({ method, id, error });
+  }
+
+  /**
+   * Plays the data plane: from now on `ensure` of `id` reports `problem` in its status (or no
+   * problem, with `undefined`), and watchers are told, as a node that refused or applied a
+   * config would make a real backend tell them.
+   */
+  setProblem(id: string, problem: LoadBalancerProblem | undefined): void {
+    if (problem) this.#problems.set(id, problem);
+    else this.#problems.delete(id);
+    const ref = this.#state.get(id)?.ref;
+    if (ref) for (const notify of this.#watchers) notify(ref);
+  }
+
+  /** How many watchers are registered (the engine watches only while it leads). */
+  get watchers(): number {
+    return this.#watchers.size;
   }
 
   /** The spec last ensured for `id`, if it exists. */
@@ -112,8 +132,10 @@ export class RecordingBackend implements LoadBalancerBackend {
         ? prior
         : [(this.#options.allocateAddress ?? ((n: number) => `198.51.100.${n}`))(++this.#allocated)];
     }
+    const problem = this.#problems.get(spec.ref.id);
     const status: LoadBalancerStatus = {
       ingress: addressIngress(addresses, spec.listeners),
+      ...(problem ? { problem } : {}),
     };
     this.#state.set(spec.ref.id, { ref: spec.ref, spec, status });
     return status;
@@ -127,6 +149,15 @@ export class RecordingBackend implements LoadBalancerBackend {
   async list(ctx: BackendContext): Promise<LoadBalancerRef[]> {
     await this.#enter('list', undefined, ctx);
     return [...this.#state.values()].map((s) => s.ref);
+  }
+
+  /** Registers `notify` for {@link RecordingBackend.setProblem}; a queued `failNext('watch', …)` fails the start. */
+  async watch(notify: (ref: LoadBalancerRef) => void, ctx: BackendContext): Promise<() => void> {
+    await this.#enter('watch', undefined, ctx);
+    this.#watchers.add(notify);
+    return () => {
+      this.#watchers.delete(notify);
+    };
   }
 
   async #enter(method: RecordedCall['method'], id: string | undefined, ctx: BackendContext, spec?: LoadBalancerSpec) {

@@ -1,0 +1,321 @@
+// What the data plane did reaches the user: the reference controller process (keepalived-nginx
+// backend, KubeIpam pools from a file, resync once an hour so only the backend's watch can carry a
+// node's answer) and a node daemon with real nginx, against a real kube-apiserver. Services,
+// original ConfigMaps and Ingresses are applied as a user applies them, and what the user reads
+// back (conditions, events, `data.status`) must follow the node's report within seconds: a config
+// every node refused, a config applied, an address that cannot be had yet.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Daemon, runDaemon } from '@klb/backend-keepalived-nginx';
+import type { ConfigMapObject, KubeObject, ServiceObject } from '@klb/core';
+import { KubeClient } from '@klb/core';
+import {
+  type ControlPlane,
+  createNode,
+  eventually,
+  freePort,
+  requireComponents,
+  startControlPlane,
+} from '@klb/testing';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { renderKustomization } from './kustomize.js';
+
+const test = suite('data-plane feedback on the objects users wrote');
+const missing =
+  requireComponents('kube-apiserver', 'etcd', 'nginx') ??
+  (process.getuid?.() === 0 ? undefined : 'skip: binding port 80 of a loopback VIP needs root');
+const it = missing ? test.skip : test;
+
+const root = join(import.meta.dirname, '../../..');
+const NS = 'feedback';
+const CONDITION = 'klb.io/LoadBalancerReady';
+// A 127.0.0.0/8 block of this run's own, so concurrent suites never share a VIP.
+const block = `127.${randomInt(100, 250)}.${randomInt(1, 250)}`;
+const vip = (n: number): string => `${block}.${n}`;
+
+let plane: ControlPlane | undefined;
+let client: KubeClient;
+let daemon: Daemon | undefined;
+let controller: ChildProcess | undefined;
+let controllerOutput = '';
+let dir = '';
+const closers: Array<() => Promise<void>> = [];
+
+/** Within seconds: the resync is an hour away, so only the backend's watch can bring the change. */
+const soon = <T>(what: string, fn: () => Promise<T | undefined | false>): Promise<T> =>
+  eventually(`${what}\n--- controller output (tail) ---\n${controllerOutput.slice(-3000)}`, fn, 30_000);
+
+/** A program holding `address:port`, as something else on a node may: nginx then cannot bind it. */
+async function squat(address: string, port: number): Promise<() => Promise<void>> {
+  const server = net.createServer((s) => s.end('squatter'));
+  await new Promise<void>((resolve) => server.listen(port, address, resolve));
+  const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  closers.push(close);
+  return close;
+}
+
+/** What kube-proxy would do on the node: an app answering `body` on the Service's nodePort. */
+async function appOnNodePort(nodePort: number, body: string): Promise<Server> {
+  const app = createServer((_req, res) => res.end(body));
+  await new Promise<void>((resolve) => app.listen(nodePort, '127.0.0.1', resolve));
+  closers.push(() => new Promise<void>((resolve) => app.close(() => resolve())));
+  return app;
+}
+
+function lbService(name: string, port: number, spec: Record<string, unknown> = {}): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: NS },
+    spec: {
+      type: 'LoadBalancer',
+      loadBalancerClass: 'klb.io/load-balancer',
+      selector: { app: name },
+      ports: [{ name: 'web', port, targetPort: 8080 }],
+      ...spec,
+    },
+  } as KubeObject;
+}
+
+async function service(name: string): Promise<ServiceObject> {
+  return client.get<ServiceObject>(`/api/v1/namespaces/${NS}/services/${name}`);
+}
+
+function condition(svc: ServiceObject): { status: string; reason: string; message: string } | undefined {
+  return svc.status?.conditions?.find((c) => c.type === CONDITION) as
+    | { status: string; reason: string; message: string }
+    | undefined;
+}
+
+async function warnings(name: string, reason: string): Promise<string[]> {
+  const list = await client.list<
+    KubeObject & { reason: string; type: string; message: string; involvedObject: { name: string } }
+  >(`/api/v1/namespaces/${NS}/events`);
+  return list.items
+    .filter((e) => e.involvedObject.name === name && e.type === 'Warning' && e.reason === reason)
+    .map((e) => e.message);
+}
+
+async function get(address: string, port: number): Promise<string | undefined> {
+  try {
+    const res = await fetch(`http://${address}:${port}/`, { signal: AbortSignal.timeout(2000) });
+    return res.ok ? await res.text() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+if (!missing) {
+  plane = await startControlPlane();
+  client = new KubeClient(plane.kubeConfig);
+  dir = await mkdtemp(join(tmpdir(), 'klb-feedback-'));
+  for (const crd of renderKustomization(join(root, 'deploy/base')).filter(
+    (o) => o.kind === 'CustomResourceDefinition',
+  )) {
+    await client.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd as KubeObject);
+  }
+  for (const name of ['klb-system', NS]) await client.create('/api/v1/namespaces', { metadata: { name } });
+  await createNode(client, 'node-1', '127.0.0.1');
+  const pools = join(dir, 'pools.yaml');
+  await writeFile(pools, `pools:\n  - name: default\n    addresses: [${block}.10-${block}.60]\n`);
+  await eventually('the AddressClaim CRD served', async () => {
+    await client.list('/apis/ipam.klb.io/v1alpha1/namespaces/klb-system/addressclaims');
+    return true;
+  });
+  daemon = await runDaemon({
+    kubeConfig: plane.kubeConfig,
+    namespace: 'klb-system',
+    nodeName: 'node-1',
+    stateDir: join(dir, 'daemon'),
+    keepalived: false,
+    nonlocalBind: false,
+    nginx: { workerProcesses: 1 },
+    health: { host: '127.0.0.1', port: 0 },
+    minReloadIntervalMs: 100,
+    reportIntervalMs: 60_000,
+  });
+  controller = spawn(
+    process.execPath,
+    [
+      '--conditions=klb-source',
+      '--import',
+      'tsx',
+      join(root, 'examples/reference-controller/src/main.ts'),
+      '--backend=keepalived-nginx',
+      `--kubeconfig=${plane.writeKubeConfig()}`,
+      `--pools-file=${pools}`,
+      '--disable-leader-election',
+      '--resync-seconds=3600',
+      `--port=${await freePort()}`,
+      '--host=127.0.0.1',
+    ],
+    { env: { ...process.env, POD_NAMESPACE: 'klb-system' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  controller.stdout?.on('data', (d) => (controllerOutput += d));
+  controller.stderr?.on('data', (d) => (controllerOutput += d));
+  test.after(async () => {
+    if (controller && controller.exitCode === null) {
+      const exited = new Promise((resolve) => controller?.once('exit', resolve));
+      controller.kill('SIGTERM');
+      await exited;
+    }
+    await daemon?.stop();
+    for (const close of closers) await close().catch(() => undefined);
+    client?.close();
+    await plane?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+}
+
+it('a Service applied on its node: the condition follows the node report, and traffic flows', async () => {
+  await client.create(`/api/v1/namespaces/${NS}/services`, lbService('good', 8080, { loadBalancerIP: vip(11) }));
+  const nodePort = (await service('good')).spec?.ports?.[0]?.nodePort as number;
+  await appOnNodePort(nodePort, 'good');
+  const ready = await soon('the good Service reported applied on 1/1 nodes', async () => {
+    const c = condition(await service('good'));
+    return c?.status === 'True' && /applied on 1\/1 nodes/.test(c.message) ? c : undefined;
+  });
+  assert.is(ready.reason, 'Ensured');
+  assert.match(ready.message, new RegExp(`${vip(11).replaceAll('.', '\\.')} held by no node`));
+  assert.is(await soon('HTTP through the VIP', () => get(vip(11), 8080)), 'good');
+  // Plain L4 on a node's VIP: kube-proxy may take in-cluster clients straight to the pods.
+  assert.is((await service('good')).status?.loadBalancer?.ingress?.[0]?.ipMode, 'VIP');
+});
+
+it('a Service whose targets get the PROXY protocol header reports ipMode Proxy', async () => {
+  const svc = lbService('proxied', 8085, { loadBalancerIP: vip(16) });
+  svc.metadata = { ...svc.metadata, annotations: { 'klb.io/proxy-protocol': 'true' } };
+  await client.create(`/api/v1/namespaces/${NS}/services`, svc);
+  const ingress = await soon(
+    'the proxied Service has its address',
+    async () => (await service('proxied')).status?.loadBalancer?.ingress?.[0],
+  );
+  assert.is(ingress.ip, vip(16));
+  assert.is(ingress.ipMode, 'Proxy', 'in-cluster clients must go through nginx too');
+});
+
+it('a Service every node refused: a False condition naming the node and the reason, a Warning event; fixed, it recovers', async () => {
+  await squat(vip(12), 8080);
+  await client.create(`/api/v1/namespaces/${NS}/services`, lbService('refused', 8080, { loadBalancerIP: vip(12) }));
+  const refused = await soon('the refusal on the Service', async () => {
+    const c = condition(await service('refused'));
+    return c?.status === 'False' ? c : undefined;
+  });
+  assert.is(refused.reason, 'RejectedByNodes');
+  assert.match(refused.message, /every node refused/);
+  assert.match(refused.message, /rejected on node-1: nginx could not listen on/);
+  const events = await soon('the Warning event', async () => {
+    const found = await warnings('refused', 'RejectedByNodes');
+    return found.length ? found : undefined;
+  });
+  assert.match(events[0] ?? '', /node-1/);
+  // The user moves the Service to a free port: a new config, applied, and the condition clears.
+  await client.patch(`/api/v1/namespaces/${NS}/services/refused`, {
+    spec: { ports: [{ name: 'web', port: 8081, targetPort: 8080 }] },
+  });
+  const fixed = await soon('the condition cleared', async () => {
+    const c = condition(await service('refused'));
+    return c?.status === 'True' && /applied on 1\/1 nodes/.test(c.message) ? c : undefined;
+  });
+  assert.is(fixed.reason, 'Ensured');
+  assert.is((await service('good')).status?.conditions?.find((c) => c.type === CONDITION)?.status, 'True');
+});
+
+it('an original ConfigMap every node refused says ERROR in data.status', async () => {
+  await client.create(`/api/v1/namespaces/${NS}/services`, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'coffee', namespace: NS },
+    spec: { type: 'NodePort', selector: { app: 'coffee' }, ports: [{ port: 8082, targetPort: 8080 }] },
+  } as KubeObject);
+  await squat(vip(13), 8082);
+  await client.create(`/api/v1/namespaces/${NS}/configmaps`, {
+    metadata: { name: 'coffee-lb', namespace: NS, labels: { app: 'loadbalancer' } },
+    data: { 'target-service-name': 'coffee', 'bind-ip': vip(13) },
+  });
+  const status = await soon('data.status of the ConfigMap', async () => {
+    const cm = await client.get<ConfigMapObject>(`/api/v1/namespaces/${NS}/configmaps/coffee-lb`);
+    return cm.data?.status?.startsWith('ERROR') ? cm.data.status : undefined;
+  });
+  assert.match(
+    status,
+    /^ERROR : every node refused daemon config [0-9a-f]+: rejected on node-1: nginx could not listen/,
+  );
+});
+
+it('an Ingress every node refused gets a Warning event', async () => {
+  await client.create(`/api/v1/namespaces/${NS}/services`, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'web', namespace: NS },
+    spec: { type: 'NodePort', selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+  } as KubeObject);
+  await squat(vip(14), 80);
+  await client.create(`/apis/networking.k8s.io/v1/namespaces/${NS}/ingresses`, {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { name: 'cafe', namespace: NS, annotations: { 'klb.io/load-balancer-ips': vip(14) } },
+    spec: {
+      ingressClassName: 'klb',
+      rules: [
+        {
+          host: 'cafe.example.com',
+          http: {
+            paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } }],
+          },
+        },
+      ],
+    },
+  });
+  const events = await soon('the Warning event on the Ingress', async () => {
+    const found = await warnings('cafe', 'RejectedByNodes');
+    return found.length ? found : undefined;
+  });
+  assert.match(events[0] ?? '', /rejected on node-1: nginx could not listen on/);
+});
+
+it('an address that cannot be had yet is said on the Service and the ConfigMap, and cleared once it is free', async () => {
+  await client.create(`/api/v1/namespaces/${NS}/services`, lbService('holder', 8083, { loadBalancerIP: vip(15) }));
+  await soon(
+    'the holder has its address',
+    async () => (await service('holder')).status?.loadBalancer?.ingress?.[0]?.ip,
+  );
+  await client.create(`/api/v1/namespaces/${NS}/services`, lbService('wanting', 8084, { loadBalancerIP: vip(15) }));
+  await client.create(`/api/v1/namespaces/${NS}/configmaps`, {
+    metadata: { name: 'wanting-lb', namespace: NS, labels: { app: 'loadbalancer' } },
+    data: { 'target-service-name': 'coffee', 'bind-ip': vip(15) },
+  });
+  const taken = await soon('the AddressTaken condition', async () => {
+    const c = condition(await service('wanting'));
+    return c?.status === 'False' ? c : undefined;
+  });
+  assert.is(taken.reason, 'AddressTaken');
+  assert.ok(taken.message.includes(vip(15)), taken.message);
+  assert.equal((await service('wanting')).status?.loadBalancer?.ingress ?? [], [], 'no address is published');
+  const cmStatus = await soon('data.status of the waiting ConfigMap', async () => {
+    const cm = await client.get<ConfigMapObject>(`/api/v1/namespaces/${NS}/configmaps/wanting-lb`);
+    return cm.data?.status?.startsWith('ERROR') ? cm.data.status : undefined;
+  });
+  assert.ok(cmStatus.includes(vip(15)), cmStatus);
+  // The holder goes away: the address is free, and the waiting Service gets it.
+  await client.delete(`/api/v1/namespaces/${NS}/services/holder`);
+  await client.delete(`/api/v1/namespaces/${NS}/configmaps/wanting-lb`);
+  const got = await eventually(
+    'the waiting Service gets the address',
+    async () => {
+      const svc = await service('wanting');
+      const c = condition(svc);
+      return c?.status === 'True' ? svc : undefined;
+    },
+    120_000,
+  );
+  assert.is(got.status?.loadBalancer?.ingress?.[0]?.ip, vip(15));
+});
+
+test.run();
