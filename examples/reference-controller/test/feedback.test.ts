@@ -19,6 +19,7 @@ import {
   createNode,
   eventually,
   freePort,
+  generateSelfSignedCertificate,
   requireComponents,
   startControlPlane,
 } from '@klb/testing';
@@ -188,8 +189,12 @@ it('a Service applied on its node: the condition follows the node report, and tr
   assert.is((await service('good')).status?.loadBalancer?.ingress?.[0]?.ipMode, 'VIP');
 });
 
-it('a Service whose targets get the PROXY protocol header reports ipMode Proxy', async () => {
-  const svc = lbService('proxied', 8085, { loadBalancerIP: vip(16) });
+it('a Service whose targets get the PROXY protocol header reports ipMode Proxy; an affinity timeout nginx cannot apply is said', async () => {
+  const svc = lbService('proxied', 8085, {
+    loadBalancerIP: vip(16),
+    sessionAffinity: 'ClientIP',
+    sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } },
+  });
   svc.metadata = { ...svc.metadata, annotations: { 'klb.io/proxy-protocol': 'true' } };
   await client.create(`/api/v1/namespaces/${NS}/services`, svc);
   const ingress = await soon(
@@ -198,6 +203,10 @@ it('a Service whose targets get the PROXY protocol header reports ipMode Proxy',
   );
   assert.is(ingress.ip, vip(16));
   assert.is(ingress.ipMode, 'Proxy', 'in-cluster clients must go through nginx too');
+  assert.match(
+    condition(await service('proxied'))?.message ?? '',
+    /session affinity by client address has no timeout in nginx \(timeoutSeconds 600 not applied\)/,
+  );
 });
 
 it('a Service every node refused: a False condition naming the node and the reason, a Warning event; fixed, it recovers', async () => {
@@ -280,29 +289,87 @@ it('an Ingress every node refused gets a Warning event', async () => {
   assert.match(events[0] ?? '', /rejected on node-1: nginx could not listen on/);
 });
 
+it('what nginx would refuse is refused by KLB before any node tries: a source range nginx cannot load', async () => {
+  await client.create(
+    `/api/v1/namespaces/${NS}/services`,
+    lbService('allnet', 8086, { loadBalancerIP: vip(17), loadBalancerSourceRanges: ['255.255.255.255/32'] }),
+  );
+  const c = await soon('the refusal on the Service', async () => {
+    const found = condition(await service('allnet'));
+    return found?.status === 'False' ? found : undefined;
+  });
+  assert.is(c.reason, 'InvalidDaemonConfig');
+  assert.match(c.message, /255\.255\.255\.255\/32.*nginx refuses 255\.255\.255\.255/);
+  assert.equal((await service('allnet')).status?.loadBalancer?.ingress ?? [], []);
+});
+
+it('a TLS Secret whose chain nginx could not load, or that carries a private key in tls.crt, is an error on the Ingress', async () => {
+  const pem = generateSelfSignedCertificate(dir);
+  const broken = `${pem.cert}-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n`;
+  const leaking = `${pem.cert}${pem.key}`;
+  for (const [name, crt] of [
+    ['broken-chain', broken],
+    ['key-in-crt', leaking],
+  ] as const) {
+    await client.create(`/api/v1/namespaces/${NS}/secrets`, {
+      metadata: { name },
+      type: 'kubernetes.io/tls',
+      data: { 'tls.crt': Buffer.from(crt).toString('base64'), 'tls.key': Buffer.from(pem.key).toString('base64') },
+    } as KubeObject);
+    await client.create(`/apis/networking.k8s.io/v1/namespaces/${NS}/ingresses`, {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: { name, namespace: NS },
+      spec: {
+        ingressClassName: 'klb',
+        tls: [{ hosts: [`${name}.example.com`], secretName: name }],
+        rules: [
+          {
+            host: `${name}.example.com`,
+            http: {
+              paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } }],
+            },
+          },
+        ],
+      },
+    });
+  }
+  const chain = await soon(
+    'the broken chain refused',
+    async () => (await warnings('broken-chain', 'InvalidDaemonConfig'))[0],
+  );
+  assert.match(chain, /certificate: block 2 is not a valid X\.509 certificate/);
+  const key = await soon(
+    'the key in tls.crt refused',
+    async () => (await warnings('key-in-crt', 'InvalidDaemonConfig'))[0],
+  );
+  assert.match(key, /certificate: holds a private key \(block 2\)/);
+  assert.not.match(key, /BEGIN/, 'no key material in the event');
+});
+
 it('an address that cannot be had yet is said on the Service and the ConfigMap, and cleared once it is free', async () => {
-  await client.create(`/api/v1/namespaces/${NS}/services`, lbService('holder', 8083, { loadBalancerIP: vip(15) }));
+  await client.create(`/api/v1/namespaces/${NS}/services`, lbService('holder', 8083, { loadBalancerIP: vip(55) }));
   await soon(
     'the holder has its address',
     async () => (await service('holder')).status?.loadBalancer?.ingress?.[0]?.ip,
   );
-  await client.create(`/api/v1/namespaces/${NS}/services`, lbService('wanting', 8084, { loadBalancerIP: vip(15) }));
+  await client.create(`/api/v1/namespaces/${NS}/services`, lbService('wanting', 8084, { loadBalancerIP: vip(55) }));
   await client.create(`/api/v1/namespaces/${NS}/configmaps`, {
     metadata: { name: 'wanting-lb', namespace: NS, labels: { app: 'loadbalancer' } },
-    data: { 'target-service-name': 'coffee', 'bind-ip': vip(15) },
+    data: { 'target-service-name': 'coffee', 'bind-ip': vip(55) },
   });
   const taken = await soon('the AddressTaken condition', async () => {
     const c = condition(await service('wanting'));
     return c?.status === 'False' ? c : undefined;
   });
   assert.is(taken.reason, 'AddressTaken');
-  assert.ok(taken.message.includes(vip(15)), taken.message);
+  assert.ok(taken.message.includes(vip(55)), taken.message);
   assert.equal((await service('wanting')).status?.loadBalancer?.ingress ?? [], [], 'no address is published');
   const cmStatus = await soon('data.status of the waiting ConfigMap', async () => {
     const cm = await client.get<ConfigMapObject>(`/api/v1/namespaces/${NS}/configmaps/wanting-lb`);
     return cm.data?.status?.startsWith('ERROR') ? cm.data.status : undefined;
   });
-  assert.ok(cmStatus.includes(vip(15)), cmStatus);
+  assert.ok(cmStatus.includes(vip(55)), cmStatus);
   // The holder goes away: the address is free, and the waiting Service gets it.
   await client.delete(`/api/v1/namespaces/${NS}/services/holder`);
   await client.delete(`/api/v1/namespaces/${NS}/configmaps/wanting-lb`);
@@ -315,7 +382,7 @@ it('an address that cannot be had yet is said on the Service and the ConfigMap, 
     },
     120_000,
   );
-  assert.is(got.status?.loadBalancer?.ingress?.[0]?.ip, vip(15));
+  assert.is(got.status?.loadBalancer?.ingress?.[0]?.ip, vip(55));
 });
 
 test.run();

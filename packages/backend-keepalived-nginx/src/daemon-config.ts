@@ -282,13 +282,40 @@ function schemaField(error: ErrorObject): string {
     .replace(/^\./, '');
 }
 
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
+
+/**
+ * The certificates of a PEM chain, each one checked the way nginx will load them: only
+ * `CERTIFICATE` blocks, every one of them parsable (not only the first), and never key material
+ * (a private key pasted into `tls.crt` would be written where certificates go).
+ */
+function checkChain(pem: string, field: string): X509Certificate[] {
+  const blocks = [...pem.matchAll(PEM_BLOCK)];
+  if (blocks.length === 0) throw new InvalidDaemonConfigError(field, 'is not a PEM X.509 certificate');
+  return blocks.map((block, i) => {
+    const label = block[1] as string;
+    if (label.includes('PRIVATE KEY')) {
+      throw new InvalidDaemonConfigError(
+        field,
+        `holds a private key (block ${i + 1}): a chain holds certificates only`,
+      );
+    }
+    if (label !== 'CERTIFICATE') {
+      throw new InvalidDaemonConfigError(
+        field,
+        `holds a ${label} block (block ${i + 1}): a chain holds certificates only`,
+      );
+    }
+    try {
+      return new X509Certificate(block[0]);
+    } catch (err) {
+      throw new InvalidDaemonConfigError(field, `block ${i + 1} is not a valid X.509 certificate`, { cause: err });
+    }
+  });
+}
+
 function checkTls(tls: DaemonTlsCertificate, field: string): void {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(tls.certificate);
-  } catch (err) {
-    throw new InvalidDaemonConfigError(`${field}.certificate`, 'is not a PEM X.509 certificate', { cause: err });
-  }
+  const [cert] = checkChain(tls.certificate, `${field}.certificate`) as [X509Certificate];
   let key: ReturnType<typeof createPrivateKey>;
   try {
     key = createPrivateKey(tls.privateKey);

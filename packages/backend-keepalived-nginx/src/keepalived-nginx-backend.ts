@@ -198,6 +198,9 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
       if (this.#mode === 'daemon-configmap') await this.#publishCompat(config, ctx);
       else await this.#publishSecret(config, ctx);
       this.#remember(config);
+      const summary = await this.#summary(config);
+      // nginx's affinity (`hash $remote_addr consistent`) has no timeout: say so where users look.
+      const affinity = spec.options.sessionAffinity;
       const status: LoadBalancerStatus = {
         // The VIP is on a node; kube-proxy may take in-cluster clients straight to the endpoints
         // unless nginx must see them (the PROXY protocol header, TLS termination, HTTP routing).
@@ -208,7 +211,14 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
             ? 'Proxy'
             : 'VIP',
         ),
-        ...(await this.#summary(config)),
+        ...summary,
+        ...(affinity && summary.message !== undefined
+          ? {
+              message: clip(
+                `${summary.message}; session affinity by client address has no timeout in nginx (timeoutSeconds ${affinity.timeoutSeconds} not applied)`,
+              ),
+            }
+          : {}),
       };
       ctx.log.debug({ id: config.id, version: config.version, vrid: entry.vrid, group }, 'daemon config published');
       return status;

@@ -62,6 +62,8 @@ export function validCidr(value: unknown, field = 'sourceRange'): string {
   const prefix = Number(prefixText);
   const max = ipFamily(address) === 'IPv6' ? 128 : 32;
   if (prefix > max) return fail(field, value, `a CIDR (prefix at most ${max})`);
+  // nginx parses 255.255.255.255 as its "invalid address" value and refuses the whole config.
+  if (address === '255.255.255.255') return fail(field, value, 'a CIDR nginx can load (nginx refuses 255.255.255.255)');
   return `${address}/${prefix}`;
 }
 

@@ -41,6 +41,11 @@ export interface ServiceEndpoint {
   readonly nodeName?: string;
   /** Ready (and not terminating). */
   readonly ready: boolean;
+  /**
+   * Serving (EndpointSlice `serving`): able to take traffic, terminating or not. A terminating
+   * endpoint that still serves takes traffic only while no endpoint is ready, as kube-proxy does.
+   */
+  readonly serving: boolean;
   /** Ports by EndpointSlice port name (`''` for an unnamed port). */
   readonly ports: ReadonlyMap<string, number>;
 }
@@ -54,8 +59,9 @@ export function serviceEndpoints(slices: readonly EndpointSliceObject[]): Servic
     for (const p of slice.ports ?? []) if (p.port !== undefined) ports.set(p.name ?? '', p.port);
     for (const ep of slice.endpoints ?? []) {
       const ready = ep.conditions?.ready !== false && ep.conditions?.terminating !== true;
+      const serving = ep.conditions?.serving ?? ep.conditions?.ready !== false;
       for (const address of ep.addresses) {
-        out.push({ address, ready, ports, ...(ep.nodeName ? { nodeName: ep.nodeName } : {}) });
+        out.push({ address, ready, serving, ports, ...(ep.nodeName ? { nodeName: ep.nodeName } : {}) });
       }
     }
   }
@@ -86,10 +92,14 @@ export interface TargetInputs {
 export function buildTargets(inputs: TargetInputs): Target[] {
   const { kind, service, servicePort } = inputs;
   const targets: Target[] = [];
+  // While no endpoint is ready (a rollout whose old pods all terminate), the terminating ones
+  // that still serve take the traffic, as kube-proxy does; otherwise they only drain.
+  const anyReady = inputs.endpoints.some((e) => e.ready);
+  const takesTraffic = (e: ServiceEndpoint) => (anyReady ? e.ready : e.serving);
   if (kind === 'node') {
     const nodePort = servicePort.nodePort;
     if (!nodePort) throw new Error(`Service port ${servicePort.port} has no nodePort`);
-    const withEndpoints = new Set(inputs.endpoints.filter((e) => e.ready && e.nodeName).map((e) => e.nodeName));
+    const withEndpoints = new Set(inputs.endpoints.filter((e) => takesTraffic(e) && e.nodeName).map((e) => e.nodeName));
     for (const node of inputs.nodes) {
       const name = node.metadata?.name ?? '';
       if (!nodeEligible(node)) continue;
@@ -111,7 +121,7 @@ export function buildTargets(inputs: TargetInputs): Target[] {
         kind,
         address: ep.address,
         port,
-        ready: ep.ready,
+        ready: takesTraffic(ep),
         ...(ep.nodeName ? { nodeName: ep.nodeName } : {}),
       });
     }

@@ -188,6 +188,50 @@ it('externalTrafficPolicy Local targets only nodes with ready endpoints and heal
   );
 });
 
+it('terminating endpoints drain while others are ready, and serve while none is (as kube-proxy does)', async () => {
+  const ns = await namespace(client);
+  await client.create(
+    `/api/v1/namespaces/${ns}/services`,
+    lbService('rolling', [{ port: 80 }], { spec: { externalTrafficPolicy: 'Local' } }),
+  );
+  const slicePath = `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/rolling-slice`;
+  await client.create(
+    `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
+    endpointSlice('rolling', [
+      { ip: '10.244.0.8', node: 'node-a' },
+      { ip: '10.244.1.8', node: 'node-b' },
+    ]),
+  );
+  const id = `service/${ns}/rolling`;
+  const nodes = () =>
+    backend
+      .specOf(id)
+      ?.upstreams[0]?.targets.map((t) => t.nodeName)
+      .join(',');
+  await waitUntil('both nodes', () => (nodes() === 'node-a,node-b' ? true : undefined));
+  const setEndpoints = async (endpoints: unknown[]) =>
+    client.replace(slicePath, { ...(await client.get<KubeObject>(slicePath)), endpoints } as KubeObject);
+  // node-a's pod terminates but still serves; node-b's is ready: node-a only drains.
+  await setEndpoints([
+    { addresses: ['10.244.0.8'], nodeName: 'node-a', conditions: { ready: false, serving: true, terminating: true } },
+    { addresses: ['10.244.1.8'], nodeName: 'node-b', conditions: { ready: true, serving: true, terminating: false } },
+  ]);
+  await waitUntil('node-b only', () => (nodes() === 'node-b' ? true : undefined));
+  // Both terminate, still serving, the new pods not ready yet: traffic keeps flowing to them.
+  await setEndpoints([
+    { addresses: ['10.244.0.8'], nodeName: 'node-a', conditions: { ready: false, serving: true, terminating: true } },
+    { addresses: ['10.244.1.8'], nodeName: 'node-b', conditions: { ready: false, serving: true, terminating: true } },
+    { addresses: ['10.244.0.9'], nodeName: 'node-a', conditions: { ready: false, serving: false, terminating: false } },
+  ]);
+  await waitUntil('both serving-terminating nodes', () => (nodes() === 'node-a,node-b' ? true : undefined));
+  // node-b's stops serving: only node-a's is left.
+  await setEndpoints([
+    { addresses: ['10.244.0.8'], nodeName: 'node-a', conditions: { ready: false, serving: true, terminating: true } },
+    { addresses: ['10.244.1.8'], nodeName: 'node-b', conditions: { ready: false, serving: false, terminating: true } },
+  ]);
+  await waitUntil('node-a only', () => (nodes() === 'node-a' ? true : undefined));
+});
+
 it('sourceRanges, session affinity and annotations reach the spec', async () => {
   const ns = await namespace(client);
   await client.create(
