@@ -1,27 +1,31 @@
-// bench core: the reconcile engine with the recording backend against a real kube-apiserver.
+// bench core: the reconcile engine against a real kube-apiserver: with the recording backend
+// (convergence, latency, writes, resync, RSS), and with the reference controller's own composition
+// (keepalived-nginx backend + KubeIpam) for what a new Service and a restart cost the API.
 //   npm run bench -- core            (1,000 Services for convergence, 10,000 for RSS)
 //   npm run bench -- core --quick    (200 and 2,000)
 import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { KeepalivedNginxBackend } from '@klb/backend-keepalived-nginx';
 import { Informer, KubeClient, type KubeObject, LoadBalancerController, type ServiceObject } from '@klb/core';
-import { RecordingBackend, startControlPlane } from '@klb/testing';
+import { KubeIpam, poolConfigFromEnv } from '@klb/ipam';
+import { createNode, RecordingBackend, startControlPlane } from '@klb/testing';
+import { renderKustomization } from '../examples/reference-controller/test/kustomize.js';
+import { apiserverRequests, countOf, requestDelta } from './fixtures/apiserver-requests.js';
 
 const quick = process.argv.includes('--quick');
 const N = Number(process.env.BENCH_N ?? (quick ? 200 : 1000));
 const RSS_N = quick ? 2000 : 10_000;
 const print = (metric: string, value: number, unit: string) => console.log(`bench core.${metric} ${value} ${unit}`);
 
-const plane = await startControlPlane();
-const admin = new KubeClient(plane.kubeConfig);
-for (const [i, name] of ['bench-node-a', 'bench-node-b', 'bench-node-c'].entries()) {
-  await admin.create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } } as KubeObject);
-  await admin.patch(`/api/v1/nodes/${name}/status`, {
-    status: {
-      conditions: [{ type: 'Ready', status: 'True' }],
-      addresses: [{ type: 'InternalIP', address: `192.0.2.${i + 1}` }],
-    },
-  });
+let plane = await startControlPlane();
+let admin = new KubeClient(plane.kubeConfig);
+/** Three Ready nodes, the targets of every Service. */
+async function addNodes(): Promise<void> {
+  for (const [i, name] of ['bench-node-a', 'bench-node-b', 'bench-node-c'].entries()) {
+    await createNode(admin, name, `192.0.2.${i + 1}`);
+  }
 }
+await addNodes();
 
 /** A LoadBalancer Service; past the 2,768 node ports of the default range, without node ports. */
 function service(name: string, nodePorts = true): KubeObject {
@@ -166,5 +170,96 @@ print(`rss_${rssServices >= 10_000 ? '10k' : rssServices}_mib`, Number((state.rs
 print('rss_services_held', state.ensured, 'services');
 child.stdin?.write('stop\n');
 await new Promise((r) => child.on('exit', r));
+// --- the reference composition: API cost of a new Service and of a restart -----------------------
+// A control plane of its own: the Services above carry KLB's finalizer, which this controller
+// would rightly clean up as objects of another class, and count.
+admin.close();
+await plane.stop();
+plane = await startControlPlane();
+admin = new KubeClient(plane.kubeConfig);
+await addNodes();
+const WRITES = ['POST', 'PUT', 'PATCH', 'DELETE'];
+for (const crd of renderKustomization(join(import.meta.dirname, '../deploy/base')).filter(
+  (o) => o.kind === 'CustomResourceDefinition',
+)) {
+  await admin.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd as KubeObject);
+}
+await admin.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'klb-system' } });
+for (let served = false; !served; ) {
+  served = await admin.list('/apis/ipam.klb.io/v1alpha1/namespaces/klb-system/addressclaims').then(
+    () => true,
+    () => new Promise<boolean>((r) => setTimeout(() => r(false), 200)),
+  );
+}
+/** The reference controller's composition (examples/reference-controller/src/main.ts), in this process. */
+function referenceController(): LoadBalancerController {
+  const pools = poolConfigFromEnv({ VIP_ALLOCATION_START: '10.200.0.1', VIP_ALLOCATION_END: '10.200.255.254' }) ?? [];
+  return new LoadBalancerController({
+    kubeConfig: plane.kubeConfig,
+    backend: new KeepalivedNginxBackend({ client: new KubeClient(plane.kubeConfig), namespace: 'klb-system' }),
+    allocator: new KubeIpam({ kubeConfig: plane.kubeConfig, namespace: 'klb-system', pools }),
+    configMaps: true,
+    ingress: { ingressClassName: 'klb' },
+    workers: 8,
+    resyncPeriodMs: 0,
+  });
+}
+const reconciledAll = async (c: LoadBalancerController, n: number) => {
+  const deadline = Date.now() + 600_000;
+  for (;;) {
+    const done = (await c.metrics.reconciles.get()).values.reduce((sum, v) => sum + v.value, 0);
+    if (done >= n) return;
+    if (Date.now() > deadline) throw new Error(`timed out: ${n} reconciles`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+const REF_N = quick ? 200 : N;
+let reference = referenceController();
+await reference.start();
+const refCreated = new Map<string, number>();
+const refConverged = new Map<string, number>();
+const refWatch = await watchStatus('bench-reference', refConverged);
+const beforeCreate = await apiserverRequests(plane.kubeConfig);
+await createAll('bench-reference', REF_N, refCreated);
+await until(() => refConverged.size >= REF_N, 600_000, `${REF_N} Services converged (reference composition)`);
+await refWatch.stop();
+await new Promise((r) => setTimeout(r, 2000));
+const creation = requestDelta(beforeCreate, await apiserverRequests(plane.kubeConfig));
+// Not the controller's: the bench's own writes (one namespace, REF_N Services), the apiserver's
+// ClusterIP records (ipaddresses) and the apiserver's renewals of its own identity Lease.
+const ownWrites = 1 + REF_N;
+const ours = (r: string) => r !== 'leases' && r !== 'ipaddresses';
+const notEvents = (r: string) => ours(r) && r !== 'events';
+console.error(`requests while ${REF_N} Services were created: ${JSON.stringify(Object.fromEntries(creation))}`);
+print(
+  'writes_per_service_reference',
+  Number(((countOf(creation, WRITES, notEvents) - ownWrites) / REF_N).toFixed(2)),
+  'writes',
+);
+print(
+  'event_writes_per_service_reference',
+  Number((countOf(creation, WRITES, (r) => r === 'events') / REF_N).toFixed(2)),
+  'writes',
+);
+print('gets_per_service_reference', Number((countOf(creation, ['GET']) / REF_N).toFixed(2)), 'gets');
+await reference.stop();
+// A restart with nothing changed: a new controller imports, reconciles every Service, and must
+// neither write nor read object by object.
+const beforeRestart = await apiserverRequests(plane.kubeConfig);
+reference = referenceController();
+await reference.start();
+await reconciledAll(reference, REF_N);
+await new Promise((r) => setTimeout(r, 3000));
+const restart = requestDelta(beforeRestart, await apiserverRequests(plane.kubeConfig));
+print('restart_writes', countOf(restart, WRITES, ours), 'writes');
+print('restart_gets_per_service', Number((countOf(restart, ['GET']) / REF_N).toFixed(2)), 'gets');
+print('restart_lists', countOf(restart, ['LIST']), 'lists');
+if (countOf(restart, [...WRITES, 'GET'], ours) > 0) {
+  console.error(
+    `restart requests: ${JSON.stringify(Object.fromEntries([...restart].filter(([k]) => !/^(LIST|WATCH)/.test(k))))}`,
+  );
+}
+await reference.stop();
+
 admin.close();
 await plane.stop();
