@@ -45,13 +45,14 @@ export class ClaimWatch {
     this.#resourceVersion = resourceVersion;
   }
 
-  /** True while the watch is connected and has not failed since the claims were last listed. */
+  /** True from the start and while the watch has not failed since the claims were last listed. */
   get live(): boolean {
     return this.#live;
   }
 
-  /** Starts following (in the background). */
+  /** Starts following (in the background); memory is current as of the list it starts from. */
   start(): void {
+    this.#live = true;
     void this.#connect();
   }
 
@@ -93,7 +94,7 @@ export class ClaimWatch {
         },
         (err) => end(err ?? undefined),
       );
-      if (!ended) this.#live = true;
+      if (!ended) this.#live = true; // again, after a resumed or relisted watch
     } catch (err) {
       end(err ?? new Error('watch could not start'));
     }
