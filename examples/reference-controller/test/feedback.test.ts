@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, get as httpGet, type Server } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,13 +103,22 @@ async function warnings(name: string, reason: string): Promise<string[]> {
     .map((e) => e.message);
 }
 
-async function get(address: string, port: number): Promise<string | undefined> {
-  try {
-    const res = await fetch(`http://${address}:${port}/`, { signal: AbortSignal.timeout(2000) });
-    return res.ok ? await res.text() : undefined;
-  } catch {
-    return undefined;
-  }
+/** One GET (with a Host header when given); the body of a 200, else undefined. */
+function get(address: string, port: number, host?: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = httpGet(
+      { host: address, port, path: '/', agent: false, timeout: 2000, ...(host ? { headers: { host } } : {}) },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve(res.statusCode === 200 ? body : undefined));
+        res.on('error', () => resolve(undefined));
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+  });
 }
 
 if (!missing) {
@@ -345,6 +354,38 @@ it('a TLS Secret whose chain nginx could not load, or that carries a private key
   );
   assert.match(key, /certificate: holds a private key \(block 2\)/);
   assert.not.match(key, /BEGIN/, 'no key material in the event');
+});
+
+it('an Ingress whose backend Service has a 63-character name is served (derived names never fail on a valid name)', async () => {
+  const long = `svc-${'x'.repeat(59)}`;
+  await client.create(`/api/v1/namespaces/${NS}/services`, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: long, namespace: NS },
+    spec: { type: 'NodePort', selector: { app: 'long' }, ports: [{ name: 'http', port: 8087, targetPort: 8080 }] },
+  } as KubeObject);
+  const nodePort = (await client.get<ServiceObject>(`/api/v1/namespaces/${NS}/services/${long}`)).spec?.ports?.[0]
+    ?.nodePort as number;
+  await appOnNodePort(nodePort, 'long name');
+  await client.create(`/apis/networking.k8s.io/v1/namespaces/${NS}/ingresses`, {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { name: 'long', namespace: NS, annotations: { 'klb.io/load-balancer-ips': vip(18) } },
+    spec: {
+      ingressClassName: 'klb',
+      rules: [
+        {
+          host: 'long.example.com',
+          http: {
+            paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: long, port: { number: 8087 } } } }],
+          },
+        },
+      ],
+    },
+  });
+  const body = await soon('HTTP through the Ingress VIP', () => get(vip(18), 80, 'long.example.com'));
+  assert.is(body, 'long name');
+  assert.equal(await warnings('long', 'InvalidDaemonConfig'), []);
 });
 
 it('an address that cannot be had yet is said on the Service and the ConfigMap, and cleared once it is free', async () => {

@@ -121,6 +121,29 @@ it('full lifecycle of a two-port Service: one fully populated create, status, ca
   await backend.remove(spec.ref, ctx());
 });
 
+it('ids too long for a 255-character tag: two objects whose long names share a prefix get two load balancers', async () => {
+  const backend = backendFor(os());
+  // ConfigMap names may have 253 characters: `klb-ref=configmap/<ns>/<name>` would not fit in a tag.
+  const stem = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}`;
+  const specs = ['x', 'y'].map((last) => {
+    const base = specFor(`${stem}${last}`, [80]);
+    const name = `${stem}${last}`;
+    return { ...base, ref: { ...base.ref, id: `configmap/octavia/${name}`, kind: 'ConfigMap' as const, name } };
+  });
+  const ids: string[] = [];
+  for (const spec of specs) {
+    await converge(backend, spec);
+    const lbs = await lbsNamed(backend.loadBalancerName(spec.ref));
+    assert.is(lbs.length, 1, 'one load balancer per object, found by its own name');
+    const lb = lbs[0] as Lb;
+    assert.ok(lb.name.length <= 255 && lb.tags.every((t) => t.length <= 255), 'name and tags within 255 characters');
+    ids.push(lb.id);
+  }
+  assert.is(new Set(ids).size, 2, 'two distinct load balancers');
+  for (const spec of specs) await drive(() => backend.remove(spec.ref, ctx()));
+  for (const spec of specs) assert.equal(await lbsNamed(backend.loadBalancerName(spec.ref)), []);
+});
+
 it('node changes: one batch member PUT per pool and nothing else', async () => {
   const backend = backendFor(os());
   const spec = specFor('nodes', [80, 8080]);
