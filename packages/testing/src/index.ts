@@ -3,7 +3,7 @@
  *
  * @packageDocumentation
  */
-export { ComponentMissingError, findKubeApiserver, which } from './binaries.js';
+export { ComponentMissingError, findEtcd, findKubeApiserver, KUBE_VERSION, klbCacheDir, which } from './binaries.js';
 export { type Component, requireComponents } from './components.js';
 export { type ConformanceOptions, type ConformanceSubject, runBackendConformance } from './conformance.js';
 export {
