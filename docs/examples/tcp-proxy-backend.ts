@@ -1,4 +1,4 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { type AddressInfo, createConnection, createServer, type Server, type Socket } from 'node:net';
 import {
   addressIngress,
   type BackendCapabilities,
@@ -71,6 +71,22 @@ export class TcpProxyBackend implements LoadBalancerBackend {
 
   async list(): Promise<LoadBalancerRef[]> {
     return [...this.#lbs.values()].map((lb) => lb.ref);
+  }
+
+  /** What is listening now, read from the proxies' sockets: for the conformance suite's `observe`. */
+  realised(): Array<{
+    id: string;
+    listeners: Array<{ address: string; port: number; protocol: 'TCP'; targets: string[] }>;
+  }> {
+    return [...this.#lbs].map(([id, lb]) => ({
+      id,
+      listeners: [...lb.proxies.values()]
+        .filter((p) => p.server.listening)
+        .map((p) => {
+          const { address, port } = p.server.address() as AddressInfo;
+          return { address, port, protocol: 'TCP', targets: p.targets.map((t) => `${t.address}:${t.port}`) };
+        }),
+    }));
   }
 
   async close(): Promise<void> {
