@@ -7,8 +7,8 @@
 # $KLB_CACHE_DIR/node) that every entry point loads from ESM and from CommonJS, that a strict
 # TypeScript consumer (no skipLibCheck; files in scripts/release-consumer/) compiles under module
 # nodenext, node16 and bundler and its compiled CommonJS runs, that the conformance suite runs,
-# and that `npx klb-testing apiserver` finds the cached kube-apiserver and etcd (and names Go
-# when it would have to build without it).
+# that `npx klb-testing apiserver` finds the cached kube-apiserver and etcd (and names Go when
+# it would have to build without it), and that a controller runs end to end against them.
 # A maintainer's real release is the same steps on the real tree, then `npx changeset publish`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -86,13 +86,13 @@ cp consumer.ts consumer.mts
 # Two compilers: the one a new project gets from the registry today, and the repository's own.
 for tsc in "$PWD/node_modules/.bin/tsc" "$root/node_modules/.bin/tsc"; do
   tsc_version="$("$tsc" --version)"
+  rm -rf out-nodenext
   for mode in nodenext node16 bundler; do
-    rm -rf out-nodenext
     "$tsc" -p "tsconfig.$mode.json" || { say "FAILED: strict TypeScript ($tsc_version, module $mode, no skipLibCheck)"; exit 1; }
     say "a strict TypeScript consumer compiles: $tsc_version, module $mode, no skipLibCheck"
   done
+  grep -q 'require("@klb/core")' out-nodenext/consumer.js || { say "FAILED: $tsc_version did not compile the nodenext consumer to require()"; exit 1; }
 done
-grep -q 'require("@klb/core")' out-nodenext/consumer.js || { say "FAILED: the nodenext consumer is not compiled to require()"; exit 1; }
 
 for bin in "${node_bins[@]}"; do
   v="$("$bin" --version)"
@@ -121,6 +121,10 @@ if [[ -x "$cache/kube/$pinned/kube-apiserver" ]]; then
     [[ -x "$path" ]] || { say "FAILED: klb-testing apiserver printed $name=$path, not an executable"; exit 1; }
   done <<<"$paths"
   say "klb-testing apiserver: $(tr '\n' ' ' <<<"$paths")"
+  for bin in "${node_bins[@]}"; do
+    out="$(env $paths "$bin" controller-e2e.mjs 2>&1)" || { echo "$out"; say "FAILED: the controller end to end on Node $("$bin" --version)"; exit 1; }
+    say "Node $("$bin" --version): ${out##*controller e2e: }"
+  done
 elif [[ "${CI:-}" == "true" ]]; then
   say "FAILED: no kube-apiserver $pinned in $cache (scripts/setup.sh builds it)"
   exit 1
