@@ -8,7 +8,8 @@
 # TypeScript consumer (no skipLibCheck; files in scripts/release-consumer/) compiles under module
 # nodenext, node16 and bundler and its compiled CommonJS runs, that the conformance suite runs,
 # that `npx klb-testing apiserver` finds the cached kube-apiserver and etcd (and names Go when
-# it would have to build without it), and that a controller runs end to end against them.
+# it would have to build without it), and that a controller runs end to end against them; then
+# the same with @kubernetes/client-node 2 in place of 1 (the peer range covers both).
 # A maintainer's real release is the same steps on the real tree, then `npx changeset publish`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -77,6 +78,7 @@ npm init -y >/dev/null
 mapfile -t tarballs < <(ls "$work"/tarballs/*.tgz)
 npm install --no-audit --no-fund --prefer-offline --loglevel=error "${tarballs[@]}" \
   '@kubernetes/client-node@^1.4.0' typescript @types/node >/dev/null
+say "client-node $(node -p 'require("@kubernetes/client-node/package.json").version'), TypeScript $(npx --no-install tsc --version)"
 [[ "$(node -p 'require("./package.json").type ?? "commonjs"')" == "commonjs" ]] || {
   say "FAILED: npm init -y did not make a CommonJS project"
   exit 1
@@ -131,4 +133,16 @@ elif [[ "${CI:-}" == "true" ]]; then
 else
   say "skip: klb-testing apiserver with a cache: no kube-apiserver $pinned in $cache (run scripts/setup.sh)"
 fi
-say "dry run passed (${#publics[@]} packages, Node ${node_lines[*]})"
+# The peer range of @kubernetes/client-node covers 1.x (above) and 2.x: the same consumer with
+# client-node 2 type-checks in every mode and the controller runs end to end on the newest Node.
+npm install --no-audit --no-fund --prefer-offline --loglevel=error '@kubernetes/client-node@^2.0.1' >/dev/null
+cn2="$(node -p 'require("@kubernetes/client-node/package.json").version')"
+for mode in nodenext node16 bundler; do
+  npx --no-install tsc -p "tsconfig.$mode.json" || { say "FAILED: strict TypeScript with client-node $cn2 (module $mode)"; exit 1; }
+done
+say "client-node $cn2: the strict consumer compiles (nodenext, node16, bundler)"
+if [[ -n "${paths:-}" ]]; then
+  out="$(env $paths "${node_bins[-1]}" controller-e2e.mjs 2>&1)" || { echo "$out"; say "FAILED: the controller end to end with client-node $cn2"; exit 1; }
+  say "client-node $cn2, Node $("${node_bins[-1]}" --version): ${out##*controller e2e: }"
+fi
+say "dry run passed (${#publics[@]} packages, Node ${node_lines[*]}, client-node 1 and 2)"
