@@ -35,6 +35,9 @@ export class TcpProxyBackend implements LoadBalancerBackend {
   readonly #lbs = new Map<string, { ref: LoadBalancerRef; proxies: Map<string, Proxy> }>();
 
   async ensure(spec: LoadBalancerSpec, ctx: BackendContext): Promise<LoadBalancerStatus> {
+    if (spec.options.proxyProtocol || spec.options.sourceRanges.length > 0) {
+      throw new TerminalError('PROXY protocol and source ranges are not supported', { reason: 'Unsupported' });
+    }
     const wanted = new Map<string, Target[]>();
     for (const l of spec.listeners) {
       if (l.protocol !== 'TCP' || l.routes?.length) {

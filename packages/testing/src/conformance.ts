@@ -393,6 +393,26 @@ export function runBackendConformance(
   );
 
   test(
+    'honours declared capabilities: PROXY protocol and source ranges beyond them are TerminalErrors',
+    withSubject(async ({ backend }) => {
+      const caps = backend.capabilities;
+      const beyond: Array<[string, LoadBalancerSpec['options']]> = [];
+      const base = specFor(backend).options;
+      if (!caps.proxyProtocol) beyond.push(['PROXY protocol', { ...base, proxyProtocol: true }]);
+      if (!caps.sourceRanges) beyond.push(['source ranges', { ...base, sourceRanges: ['203.0.113.0/24'] }]);
+      for (const [what, options] of beyond) {
+        const spec = { ...specFor(backend), options };
+        const err = await failureOf(backend.ensure(spec, ctx()));
+        assert.ok(isTerminalError(err), `${what} on a backend without it must be rejected with a TerminalError`);
+        assert.not.ok(
+          (await backend.list(ctx())).some((r) => r.id === spec.ref.id),
+          'nothing was created',
+        );
+      }
+    }),
+  );
+
+  test(
     'a spec with two listeners on one port is a TerminalError and creates nothing',
     withSubject(async ({ backend }) => {
       const base = specFor(backend, { ports: [80] });

@@ -138,6 +138,12 @@ export class RecordingBackend implements LoadBalancerBackend {
         throw new TerminalError(`the ${this.name} backend does not route L7 traffic`, { reason: 'UnsupportedL7' });
       }
     }
+    if (spec.options.proxyProtocol && !this.capabilities.proxyProtocol) {
+      throw new TerminalError(`the ${this.name} backend does not send the PROXY protocol`, { reason: 'Unsupported' });
+    }
+    if (spec.options.sourceRanges.length > 0 && !this.capabilities.sourceRanges) {
+      throw new TerminalError(`the ${this.name} backend does not restrict source ranges`, { reason: 'Unsupported' });
+    }
     const seen = new Set<string>();
     for (const listener of spec.listeners) {
       const key = `${listener.protocol === 'UDP' ? 'UDP' : 'TCP'}/${listener.port}`;

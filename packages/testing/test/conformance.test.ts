@@ -33,6 +33,7 @@ const broken: Array<[fixture: string, failingCase: RegExp]> = [
   ['ensure-duplicates', /ensure is idempotent/],
   ['untyped-errors', /honours declared capabilities/],
   ['toy:accepts-unsupported-protocol', /honours declared capabilities/],
+  ['toy:ignores-source-ranges', /honours declared capabilities: PROXY protocol and source ranges/],
   ['toy:stale-listener', /observed: a removed listener leaves nothing behind/],
   ['toy:stale-pool', /observed: a removed listener leaves nothing behind/],
   ['toy:targets-ignored', /observed: ensure realises every listener, sending to the ready targets only/],
