@@ -241,7 +241,7 @@ export function runBackendConformance(
       } catch (err) {
         if (err instanceof Error && sent.length > 0) {
           // One line: uvu prints the stack after the message's first line, which would repeat more.
-          err.message += ` — spec sent (ensure call ${sent.length} of ${sent.length}): ${JSON.stringify(sent.at(-1))}`;
+          err.message += ` — last spec sent to ensure() (call ${sent.length}): ${JSON.stringify(sent.at(-1))}`;
         }
         throw err;
       } finally {

@@ -55,7 +55,7 @@ for (const [fixture, failingCase] of broken) {
       failures.some((line) => failingCase.test(line)),
       `expected a failure of ${failingCase}, got:\n${failures.join('\n')}`,
     );
-    assert.match(output, /spec sent \(ensure call \d+ of \d+\): \{"ref":/, 'the failure shows the spec sent');
+    assert.match(output, /last spec sent to ensure\(\) \(call \d+\): \{"ref":/, 'the failure shows the spec sent');
   });
 }
 
