@@ -1,4 +1,4 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { type AddressInfo, createConnection, createServer, type Server, type Socket } from 'node:net';
 import {
   addressIngress,
   type BackendCapabilities,
@@ -35,6 +35,9 @@ export class TcpProxyBackend implements LoadBalancerBackend {
   readonly #lbs = new Map<string, { ref: LoadBalancerRef; proxies: Map<string, Proxy> }>();
 
   async ensure(spec: LoadBalancerSpec, ctx: BackendContext): Promise<LoadBalancerStatus> {
+    if (spec.options.proxyProtocol || spec.options.sourceRanges.length > 0) {
+      throw new TerminalError('PROXY protocol and source ranges are not supported', { reason: 'Unsupported' });
+    }
     const wanted = new Map<string, Target[]>();
     for (const l of spec.listeners) {
       if (l.protocol !== 'TCP' || l.routes?.length) {
@@ -71,6 +74,22 @@ export class TcpProxyBackend implements LoadBalancerBackend {
 
   async list(): Promise<LoadBalancerRef[]> {
     return [...this.#lbs.values()].map((lb) => lb.ref);
+  }
+
+  /** What is listening now, read from the proxies' sockets: for the conformance suite's `observe`. */
+  realised(): Array<{
+    id: string;
+    listeners: Array<{ address: string; port: number; protocol: 'TCP'; targets: string[] }>;
+  }> {
+    return [...this.#lbs].map(([id, lb]) => ({
+      id,
+      listeners: [...lb.proxies.values()]
+        .filter((p) => p.server.listening)
+        .map((p) => {
+          const { address, port } = p.server.address() as AddressInfo;
+          return { address, port, protocol: 'TCP', targets: p.targets.map((t) => `${t.address}:${t.port}`) };
+        }),
+    }));
   }
 
   async close(): Promise<void> {

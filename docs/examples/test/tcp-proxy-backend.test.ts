@@ -11,7 +11,8 @@ let backend: TcpProxyBackend | undefined;
 runBackendConformance(
   async () => {
     backend = new TcpProxyBackend();
-    return { backend, cleanup: () => backend?.close() ?? Promise.resolve() };
+    const self = backend;
+    return { backend, observe: async () => self.realised(), cleanup: () => self.close() };
   },
   { name: 'conformance: tcp-proxy example', address: (n) => `127.0.60.${n % 250}` },
 );

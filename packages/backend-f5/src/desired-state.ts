@@ -68,6 +68,14 @@ export function desiredLoadBalancer(spec: LoadBalancerSpec, settings: DesiredSta
   const description = ownerMarker(settings.controllerId, spec.ref.id);
   if (spec.addresses.length === 0)
     throw new TerminalError('the F5 backend needs an allocated address', { reason: 'NoAddress' });
+  // Beyond the declared capabilities: the engine never sends these, a direct caller may.
+  if (spec.options.proxyProtocol)
+    throw new TerminalError('the F5 backend does not send the PROXY protocol', { reason: 'UnsupportedProxyProtocol' });
+  if (spec.options.sourceRanges.length > 0) {
+    throw new TerminalError('the F5 backend does not restrict client source ranges', {
+      reason: 'UnsupportedSourceRanges',
+    });
+  }
   const addresses = spec.addresses.map((a) => checkAddress(a, 'address'));
   const base = baseName(spec.ref);
   const upstreams = new Map(spec.upstreams.map((u) => [u.name, u]));

@@ -49,9 +49,12 @@ export interface AddressRequest {
 }
 
 /**
- * Hands out virtual IPs; implemented by `@klb/ipam`'s Kubernetes-backed IPAM. Errors with
- * `terminal: true` mean the request cannot succeed unchanged (exhausted pool, taken address,
- * sharing conflict...).
+ * Hands out virtual IPs; implemented by `@klb/ipam`'s Kubernetes-backed IPAM. Errors carry a
+ * `code`; `terminal: true` means the request cannot succeed unchanged (an address outside every
+ * pool, an invalid request): the engine reports it and does not retry. An exhausted pool, a
+ * taken address or a sharing conflict (`POOL_EXHAUSTED`, `ADDRESS_TAKEN`, `SHARING_CONFLICT`)
+ * are not terminal: they may resolve when another owner lets go, so the engine writes them on
+ * the object and retries with backoff.
  */
 export interface AddressAllocator {
   /** Imports existing assignments; the engine allocates nothing before it resolves. */

@@ -14,7 +14,7 @@ export type {
 } from './address-allocator.js';
 export { ANNOTATION_PREFIX, Annotations } from './annotations.js';
 export type { BackendCapabilities, BackendContext, LoadBalancerBackend } from './backend.js';
-export { type BackoffOptions, backoffDelay, sleep } from './backoff.js';
+export type { BackoffOptions } from './backoff.js';
 export { boundedName } from './bounded-name.js';
 export { ConfigMapKeys, ConfigMapSource, ORIGINAL_LABEL_SELECTOR } from './configmap-source.js';
 export { FINALIZER, LoadBalancerController, type LoadBalancerControllerOptions } from './controller.js';
@@ -28,7 +28,7 @@ export {
 } from './errors.js';
 export { EventRecorder, type EventType } from './event-recorder.js';
 export { type HealthServer, type HealthServerOptions, startHealthServer } from './health-server.js';
-export { Informer, type InformerHandler, type InformerOptions, objectKey } from './informer.js';
+export { Informer, type InformerHandler, type InformerOptions } from './informer.js';
 export { IngressSource, type IngressSourceOptions } from './ingress-source.js';
 export {
   isConflict,
@@ -40,7 +40,6 @@ export {
   type ListResult,
   type ObjectMeta,
   type PatchType,
-  withQuery,
 } from './kube-client.js';
 export { type KubeIpResult, readKubeCidr, readKubeIp } from './kube-ip.js';
 export type {
@@ -101,4 +100,50 @@ export {
   type Upstream,
 } from './spec.js';
 export { EXCLUDE_FROM_LB_LABEL, familyOf, nodeEligible, type ServiceEndpoint } from './targets.js';
-export { WorkQueue, type WorkQueueObserver, type WorkQueueOptions } from './work-queue.js';
+
+// Plumbing that KLB's own packages share: exported, but marked internal (left out of the API
+// reference, flagged in the API report) so that it can change without notice.
+import type { BackoffOptions } from './backoff.js';
+import * as backoff from './backoff.js';
+import * as informer from './informer.js';
+import type { KubeObject } from './kube-client.js';
+import * as kubeClient from './kube-client.js';
+import * as workQueue from './work-queue.js';
+
+/**
+ * Resolves after `ms`, or rejects with the signal's reason when `signal` aborts first.
+ * @internal
+ */
+export const sleep: (ms: number, signal?: AbortSignal) => Promise<void> = backoff.sleep;
+/**
+ * The delay before attempt `failures` + 1: `baseMs · 2^(failures-1)`, capped, with optional jitter.
+ * @internal
+ */
+export const backoffDelay: (failures: number, options: BackoffOptions) => number = backoff.backoffDelay;
+/**
+ * Appends query parameters (skipping undefined ones) to a path.
+ * @internal
+ */
+export const withQuery: (path: string, query: Record<string, string | undefined>) => string = kubeClient.withQuery;
+/**
+ * `namespace/name` (or `name` for cluster-scoped objects): the key of an object in caches and queues.
+ * @internal
+ */
+export const objectKey: (obj: KubeObject) => string = informer.objectKey;
+/**
+ * The engine's de-duplicating work queue of keys, with per-key backoff and a global retry limit.
+ * @internal
+ */
+export const WorkQueue: typeof workQueue.WorkQueue = workQueue.WorkQueue;
+/** @internal */
+export type WorkQueue = workQueue.WorkQueue;
+/**
+ * Options of the work queue.
+ * @internal
+ */
+export type WorkQueueOptions = workQueue.WorkQueueOptions;
+/**
+ * Receives work queue events (metrics).
+ * @internal
+ */
+export type WorkQueueObserver = workQueue.WorkQueueObserver;

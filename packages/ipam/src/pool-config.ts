@@ -14,7 +14,11 @@ export interface PoolSpec {
   readonly addresses: readonly string[];
   /** Addresses inside `addresses` that are never assigned (same forms). */
   readonly reserved?: readonly string[];
-  /** Never assign IPv4 addresses ending in `.0` or `.255` (some clients mistake them for network/broadcast). Default false. */
+  /**
+   * Never assign IPv4 addresses ending in `.0` or `.255` (some clients mistake them for network
+   * or broadcast addresses). Default false: a CIDR pool then hands out its network address first
+   * (`192.0.2.0` from `192.0.2.0/24`), as MetalLB does.
+   */
   readonly avoidBuggyIPs?: boolean;
   /** When false, the pool is only used by requests that name it (or ask for one of its addresses). Default true. */
   readonly autoAssign?: boolean;

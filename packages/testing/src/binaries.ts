@@ -1,6 +1,10 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/** The Kubernetes release whose kube-apiserver the harness builds and tests against. */
+export const KUBE_VERSION = 'v1.35.4';
 
 /** Thrown when a real component a harness needs is not installed. */
 export class ComponentMissingError extends Error {
@@ -11,8 +15,12 @@ export class ComponentMissingError extends Error {
   /** The component that is missing, e.g. `kube-apiserver`. */
   readonly component: string;
 
+  /**
+   * @param component - what is missing, e.g. `etcd`
+   * @param hint - why, and how to install it; it becomes the message as it is
+   */
   constructor(component: string, hint: string) {
-    super(`${component} is not installed: ${hint}`);
+    super(hint);
     this.name = 'ComponentMissingError';
     this.component = component;
   }
@@ -28,33 +36,72 @@ export function which(name: string): string | undefined {
 }
 
 /**
- * Finds the kube-apiserver binary: `KLB_KUBE_APISERVER`, else the newest build in a
- * `.cache/kube/<version>/` directory of the working directory or one of its parents (where
- * `scripts/build-kube-apiserver.sh` caches it).
+ * The directory where `klb-testing apiserver` caches what it builds: `KLB_CACHE_DIR`, else
+ * `$XDG_CACHE_HOME/klb`, else `~/.cache/klb`.
+ */
+export function klbCacheDir(): string {
+  return process.env.KLB_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'klb');
+}
+
+/**
+ * The path in environment variable `name`, if set; throws when it names no file.
+ * @internal
+ */
+export function pathFromEnv(name: string, component: string): string | undefined {
+  const value = process.env[name];
+  if (!value) return undefined;
+  if (!existsSync(value)) throw new ComponentMissingError(component, `${component}: ${name}=${value} does not exist`);
+  return value;
+}
+
+function newestIn(cache: string): string | undefined {
+  if (!existsSync(cache)) return undefined;
+  const versions = readdirSync(cache)
+    .filter((v) => existsSync(join(cache, v, 'kube-apiserver')))
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const newest = versions.at(-1);
+  return newest ? join(cache, newest, 'kube-apiserver') : undefined;
+}
+
+/**
+ * Finds the kube-apiserver binary: `KLB_KUBE_APISERVER`; else the pinned build in the user's
+ * cache ({@link klbCacheDir}, where `npx klb-testing apiserver` puts it); else the newest build
+ * in a `.cache/kube/<version>/` directory of the working directory or one of its parents (where
+ * the KLB repository's `scripts/build-kube-apiserver.sh` caches it).
+ *
+ * @throws {@link ComponentMissingError} when there is none.
  */
 export function findKubeApiserver(): string {
-  const fromEnv = process.env.KLB_KUBE_APISERVER;
-  if (fromEnv) {
-    if (!existsSync(fromEnv))
-      throw new ComponentMissingError('kube-apiserver', `KLB_KUBE_APISERVER=${fromEnv} does not exist`);
-    return fromEnv;
-  }
+  const fromEnv = pathFromEnv('KLB_KUBE_APISERVER', 'kube-apiserver');
+  if (fromEnv) return fromEnv;
+  const pinned = join(klbCacheDir(), 'kube', KUBE_VERSION, 'kube-apiserver');
+  if (existsSync(pinned)) return pinned;
   const starts = [process.cwd(), dirname(fileURLToPath(import.meta.url))];
   for (const start of starts) {
     for (let dir = resolve(start); ; dir = dirname(dir)) {
-      const cache = join(dir, '.cache', 'kube');
-      if (existsSync(cache)) {
-        const versions = readdirSync(cache)
-          .filter((v) => existsSync(join(cache, v, 'kube-apiserver')))
-          .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-        const newest = versions.at(-1);
-        if (newest) return join(cache, newest, 'kube-apiserver');
-      }
+      const found = newestIn(join(dir, '.cache', 'kube'));
+      if (found) return found;
       if (dirname(dir) === dir) break;
     }
   }
   throw new ComponentMissingError(
     'kube-apiserver',
-    'run scripts/build-kube-apiserver.sh (builds it from the Kubernetes Go module) or set KLB_KUBE_APISERVER',
+    `kube-apiserver is not installed: run \`npx klb-testing apiserver\` (builds ${KUBE_VERSION} from the Kubernetes Go module into ${klbCacheDir()}) or set KLB_KUBE_APISERVER`,
+  );
+}
+
+/**
+ * Finds the etcd binary: `KLB_ETCD`, else `etcd` on PATH.
+ *
+ * @throws {@link ComponentMissingError} when there is none.
+ */
+export function findEtcd(): string {
+  const fromEnv = pathFromEnv('KLB_ETCD', 'etcd');
+  if (fromEnv) return fromEnv;
+  const found = which('etcd');
+  if (found) return found;
+  throw new ComponentMissingError(
+    'etcd',
+    'etcd is not installed: apt-get install etcd-server (Debian, Ubuntu), or set KLB_ETCD to an etcd 3.4+ binary',
   );
 }

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { ComponentMissingError, findKubeApiserver, which } from './binaries.js';
+import { ComponentMissingError, findEtcd, findKubeApiserver, which } from './binaries.js';
 
 /** A real component that test suites can require. */
 export type Component =
@@ -13,17 +13,18 @@ export type Component =
   | 'neutron'
   | 'openssl';
 
+function problemOf(find: () => string): string | undefined {
+  try {
+    find();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 const checks: Record<Component, () => string | undefined> = {
-  'kube-apiserver': () => {
-    try {
-      findKubeApiserver();
-      return undefined;
-    } catch (err) {
-      return (err as Error).message;
-    }
-  },
-  etcd: () =>
-    process.env.KLB_ETCD || which('etcd') ? undefined : 'etcd is not installed: apt-get install etcd-server',
+  'kube-apiserver': () => problemOf(findKubeApiserver),
+  etcd: () => problemOf(findEtcd),
   nginx: () => {
     if (!which('nginx') && !existsSync('/usr/sbin/nginx')) return 'nginx is not installed: apt-get install nginx-light';
     if (!existsSync('/usr/lib/nginx/modules/ngx_stream_module.so')) {
@@ -65,7 +66,8 @@ const checks: Record<Component, () => string | undefined> = {
 /**
  * Checks that real components are present. Returns undefined when all are, else one line that
  * says what is missing and how to install it. With `CI=true` a missing component is an error,
- * not a skip: it throws {@link ComponentMissingError}.
+ * not a skip: it throws {@link ComponentMissingError}, whose message is that same line without
+ * the `skip: ` prefix.
  *
  * @example
  * ```ts

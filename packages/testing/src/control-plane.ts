@@ -5,7 +5,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { findKubeApiserver } from './binaries.js';
+import { findEtcd, findKubeApiserver } from './binaries.js';
 import { freePort } from './free-port.js';
 import { ProcessGroup } from './process-group.js';
 
@@ -19,7 +19,7 @@ export interface ControlPlaneUser {
 
 /** Options of {@link startControlPlane}. */
 export interface ControlPlaneOptions {
-  /** Path of the kube-apiserver binary; default from `KLB_KUBE_APISERVER` or the repository's build cache. */
+  /** Path of the kube-apiserver binary; default {@link findKubeApiserver} (`KLB_KUBE_APISERVER`, the `klb-testing apiserver` cache, a repository build cache). */
   readonly kubeApiserverPath?: string;
   /** Path of the etcd binary; default from `KLB_ETCD` or `etcd` on PATH. */
   readonly etcdPath?: string;
@@ -78,7 +78,7 @@ const DEFAULT_USERS: readonly ControlPlaneUser[] = [
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = options.onLog ?? (() => {});
   const apiserverBin = options.kubeApiserverPath ?? findKubeApiserver();
-  const etcdBin = options.etcdPath ?? process.env.KLB_ETCD ?? 'etcd';
+  const etcdBin = options.etcdPath ?? findEtcd();
   const readyTimeoutMs = options.readyTimeoutMs ?? 120_000;
   const shm = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
   const dir = await mkdtemp(join(shm, 'klb-control-plane-'));

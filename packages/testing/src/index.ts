@@ -3,9 +3,16 @@
  *
  * @packageDocumentation
  */
-export { ComponentMissingError, findKubeApiserver, which } from './binaries.js';
+export { ComponentMissingError, findEtcd, findKubeApiserver, KUBE_VERSION, klbCacheDir, which } from './binaries.js';
 export { type Component, requireComponents } from './components.js';
-export { type ConformanceOptions, type ConformanceSubject, runBackendConformance } from './conformance.js';
+export {
+  type ConformanceFaults,
+  type ConformanceOptions,
+  type ConformanceSubject,
+  type ObservedListener,
+  type ObservedLoadBalancer,
+  runBackendConformance,
+} from './conformance.js';
 export {
   type ControlPlane,
   type ControlPlaneOptions,

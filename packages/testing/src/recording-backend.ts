@@ -9,6 +9,7 @@ import {
   type LoadBalancerStatus,
   TerminalError,
 } from '@klb/core';
+import type { ConformanceFaults, ObservedLoadBalancer } from './conformance.js';
 
 /** One call a {@link RecordingBackend} received. */
 export interface RecordedCall {
@@ -63,6 +64,8 @@ export class RecordingBackend implements LoadBalancerBackend {
   readonly #problems = new Map<string, LoadBalancerProblem>();
   readonly #watchers = new Set<(ref: LoadBalancerRef) => void>();
   #allocated = 0;
+  #failReads = false;
+  #failWrites = false;
 
   constructor(options: RecordingBackendOptions = {}) {
     this.#options = options;
@@ -91,6 +94,43 @@ export class RecordingBackend implements LoadBalancerBackend {
     return this.#watchers.size;
   }
 
+  /**
+   * Faults for the conformance suite: while `failReads` holds, `list` throws; while `failWrites`
+   * holds, `ensure` and `remove` throw (before changing anything), as a backend's system would.
+   */
+  readonly faults: ConformanceFaults = {
+    failReads: () => {
+      this.#failReads = true;
+    },
+    failWrites: () => {
+      this.#failWrites = true;
+    },
+    clear: () => {
+      this.#failReads = false;
+      this.#failWrites = false;
+    },
+  };
+
+  /**
+   * The realised load balancers in the conformance suite's terms: each listener on each address,
+   * sending to the ready targets of its upstream and routes.
+   */
+  async observe(): Promise<ObservedLoadBalancer[]> {
+    return [...this.#state.values()].map(({ ref, spec, status }) => ({
+      id: ref.id,
+      listeners: status.ingress.flatMap((ingress) =>
+        spec.listeners.map((l) => {
+          const names = [l.upstream, ...(l.routes ?? []).map((r) => r.upstream)];
+          const targets = spec.upstreams
+            .filter((u) => names.includes(u.name))
+            .flatMap((u) => u.targets.filter((t) => t.ready))
+            .map((t) => (t.address.includes(':') ? `[${t.address}]:${t.port}` : `${t.address}:${t.port}`));
+          return { address: ingress.ip ?? '', port: l.port, protocol: l.protocol, targets: [...new Set(targets)] };
+        }),
+      ),
+    }));
+  }
+
   /** The spec last ensured for `id`, if it exists. */
   specOf(id: string): LoadBalancerSpec | undefined {
     return this.#state.get(id)?.spec;
@@ -117,6 +157,12 @@ export class RecordingBackend implements LoadBalancerBackend {
       if (listener.routes?.length && !this.capabilities.l7) {
         throw new TerminalError(`the ${this.name} backend does not route L7 traffic`, { reason: 'UnsupportedL7' });
       }
+    }
+    if (spec.options.proxyProtocol && !this.capabilities.proxyProtocol) {
+      throw new TerminalError(`the ${this.name} backend does not send the PROXY protocol`, { reason: 'Unsupported' });
+    }
+    if (spec.options.sourceRanges.length > 0 && !this.capabilities.sourceRanges) {
+      throw new TerminalError(`the ${this.name} backend does not restrict source ranges`, { reason: 'Unsupported' });
     }
     const seen = new Set<string>();
     for (const listener of spec.listeners) {
@@ -175,6 +221,9 @@ export class RecordingBackend implements LoadBalancerBackend {
       });
     }
     ctx.signal.throwIfAborted();
+    if (method === 'list' ? this.#failReads : this.#failWrites) {
+      throw new Error(`${method}: the ${this.name} backend's system is failing (injected fault)`);
+    }
     const index = this.#failures.findIndex((f) => f.method === method && (f.id === undefined || f.id === id));
     if (index >= 0) {
       const [failure] = this.#failures.splice(index, 1);

@@ -1,34 +1,62 @@
-import { spawnSync } from 'node:child_process';
+// The conformance suite must pass correct backends and fail each deliberately broken one
+// (fixtures/broken-backends.ts, fixtures/toy-appliance.ts) at the case that catches its bug.
+import { spawn } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
 const test = suite('conformance suite catches broken backends');
 
-function runBroken(which: string): { status: number | null; output: string } {
-  const res = spawnSync(
-    process.execPath,
-    ['--conditions=klb-source', '--import', 'tsx', 'packages/testing/test/fixtures/broken-backends.ts', which],
-    { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } },
-  );
-  return { status: res.status, output: `${res.stdout}${res.stderr}` };
+function runFixture(which: string): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--conditions=klb-source', '--import', 'tsx', 'packages/testing/test/fixtures/broken-backends.ts', which],
+      { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('close', (status) => resolve({ status, output }));
+  });
 }
 
-test('a backend whose remove fails on an absent load balancer fails the suite', () => {
-  const { status, output } = runBroken('remove-absent-fails');
-  assert.is(status, 1);
-  assert.match(output, /FAIL.*remove deletes it; removing again, or something never created, succeeds/);
-});
+for (const correct of ['recording', 'toy']) {
+  test(`the correct ${correct} backend passes every case`, async () => {
+    const { status, output } = await runFixture(correct);
+    assert.is(status, 0, output);
+    assert.not.match(output, /FAIL/);
+  });
+}
 
-test('a backend that duplicates on a repeated ensure fails the suite', () => {
-  const { status, output } = runBroken('ensure-duplicates');
-  assert.is(status, 1);
-  assert.match(output, /FAIL.*ensure is idempotent/);
-});
+const broken: Array<[fixture: string, failingCase: RegExp]> = [
+  ['remove-absent-fails', /remove deletes it; removing again, or something never created, succeeds/],
+  ['ensure-duplicates', /ensure is idempotent/],
+  ['untyped-errors', /honours declared capabilities/],
+  ['toy:accepts-unsupported-protocol', /honours declared capabilities/],
+  ['toy:ignores-source-ranges', /honours declared capabilities: PROXY protocol and source ranges/],
+  ['toy:stale-listener', /observed: a removed listener leaves nothing behind/],
+  ['toy:stale-pool', /observed: a removed listener leaves nothing behind/],
+  ['toy:targets-ignored', /observed: ensure realises every listener, sending to the ready targets only/],
+  ['toy:not-ready-targets', /observed: ensure realises every listener, sending to the ready targets only/],
+  ['toy:targets-frozen', /observed: target changes are realised/],
+  ['toy:remove-leaves-pools', /observed: remove leaves nothing on the system/],
+  ['toy:list-error-empty', /faults: list\(\) fails, never answers \[\], when the system fails to answer/],
+  ['toy:list-malformed-empty', /faults: list\(\) fails, never answers \[\], when the answer is malformed/],
+  ['toy:write-error-swallowed', /faults: ensure fails while writes fail/],
+  ['toy:remove-swallows-errors', /faults: remove fails while writes fail/],
+];
 
-test('a backend that throws untyped errors for unsupported protocols fails the suite', () => {
-  const { status, output } = runBroken('untyped-errors');
-  assert.is(status, 1);
-  assert.match(output, /FAIL.*honours declared capabilities/);
-});
+for (const [fixture, failingCase] of broken) {
+  test(`fails the broken backend ${fixture}, at the case that catches it, showing the spec sent`, async () => {
+    const { status, output } = await runFixture(fixture);
+    assert.is(status, 1, output);
+    const failures = output.split('\n').filter((line) => line.includes(`FAIL  ${fixture}`));
+    assert.ok(
+      failures.some((line) => failingCase.test(line)),
+      `expected a failure of ${failingCase}, got:\n${failures.join('\n')}`,
+    );
+    assert.match(output, /last spec sent to ensure\(\) \(call \d+\): \{"ref":/, 'the failure shows the spec sent');
+  });
+}
 
 test.run();

@@ -420,6 +420,12 @@ export async function startF5Emulator(options: F5EmulatorOptions = {}): Promise<
       const text = await readBody(req);
       if (faults.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
       const effect = faults.pick(method, url.pathname, category === 'auth');
+      if (effect === 'malformed-body') {
+        calls.add({ method, path: `${url.pathname}${url.search}`, status: 200, category });
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end('<html><body>Service temporarily moved</body></html>');
+        return;
+      }
       if (effect === 'service-unavailable') throw restError(503, 'Service Unavailable');
       if (effect === 'mcpd-lost') throw mcpError(500, 'The connection to mcpd has been lost, try again.', 1);
       if (effect === 'uri-not-registered') throw restError(404, `Public URI path not registered: ${url.pathname}`);

@@ -7,7 +7,9 @@ export type F5FaultEffect =
   /** 404 `Public URI path not registered: …` (REST worker not yet registered). */
   | 'uri-not-registered'
   /** Applies the call, then answers 404 anyway (F5's pool-member quirk). */
-  | 'member-404-despite-success';
+  | 'member-404-despite-success'
+  /** Answers 200 with an HTML page instead of JSON, as a proxy or a login portal in the way would. */
+  | 'malformed-body';
 
 /** One fault rule. */
 export interface F5Fault {

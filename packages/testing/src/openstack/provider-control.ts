@@ -29,12 +29,14 @@ export interface ProvisioningTransition {
 export interface Fail503Rule {
   /** How many matching requests get a 503. */
   readonly count: number;
-  /** Only requests with this method (e.g. `POST`); default any. */
-  readonly method?: string;
+  /** Only requests with this method (e.g. `POST`) or one of these methods; default any. */
+  readonly method?: string | readonly string[];
   /** Only requests whose path contains this string; default any. */
   readonly pathContains?: string;
   /** Only requests to this endpoint; default any. */
   readonly service?: ProxiedService;
+  /** Answer 200 with an HTML page instead of the 503 (a malformed answer); default false. */
+  readonly malformed?: boolean;
 }
 
 /** Which answers {@link ProviderControl.holdAnswers} delays. */

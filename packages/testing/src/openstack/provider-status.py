@@ -193,7 +193,7 @@ class Provider:
 def matches(rule, service, method, path):
     return rule and rule['count'] > 0 \
         and (not rule.get('service') or rule['service'] == service) \
-        and (not rule.get('method') or rule['method'] == method) \
+        and (not rule.get('method') or method in (rule['method'] if isinstance(rule['method'], list) else [rule['method']])) \
         and (not rule.get('pathContains') or rule['pathContains'] in path)
 
 
@@ -224,6 +224,9 @@ def make_proxy(state, upstream, service):
                 if matches(rule, service, self.command, path):
                     rule['count'] -= 1
                     injected = True
+            if injected and rule.get('malformed'):
+                self.answer(200, [('Content-Type', 'text/html')], b'<html><body>maintenance</body></html>', path)
+                return
             if injected:
                 payload = json.dumps(injected_fault(service)).encode()
                 self.answer(503, [('Content-Type', 'application/json')], payload, path)
@@ -335,6 +338,7 @@ def make_control(state):
                         'method': rule.get('method'),
                         'pathContains': rule.get('pathContains'),
                         'service': rule.get('service'),
+                        'malformed': bool(rule.get('malformed')),
                     }
                 if 'hold' in body:
                     rule = body['hold']
