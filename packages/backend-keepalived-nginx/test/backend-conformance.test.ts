@@ -1,12 +1,15 @@
 // The shared backend conformance suite against the keepalived-nginx backend and a real
 // kube-apiserver, in both publish modes. The backend runs as its own token user under a Role;
 // writes are counted at its Kubernetes client; observe() reads the published daemon configs as
-// the daemons do; faults take verbs out of the Role (a real 403 from the apiserver).
+// the daemons do; faults take verbs out of the Role (a real 403 from the apiserver); the data plane
+// changes through a node report, as a daemon writes it.
 import {
   COMPAT_CONFIGMAP_NAME,
   DAEMON_CONFIG_LABEL,
   type DaemonConfigObject,
+  type DaemonNodeReport,
   type DaemonServiceConfig,
+  daemonReportObject,
   KeepalivedNginxBackend,
   readDaemonConfigObject,
 } from '@klb/backend-keepalived-nginx';
@@ -118,6 +121,7 @@ if (!missing) {
         let writes = 0;
         const client = new KubeClient(cp.kubeConfigFor(USER), { onWrite: () => writes++ });
         const backend = new KeepalivedNginxBackend({ client, namespace, mode });
+        let reportFlip = false;
         return {
           backend,
           writes: () => writes,
@@ -142,6 +146,30 @@ if (!missing) {
             );
           },
           faults: rbacFaults(admin, namespace),
+          // A node reports the load balancer's config applied, then refused, then applied…
+          changeDataPlane: async (ref, status) => {
+            const version = /daemon config ([0-9a-f]{16})/.exec(String(status.message))?.[1] ?? 'unknown';
+            const refused = (reportFlip = !reportFlip);
+            const report: DaemonNodeReport = {
+              apiVersion: 'klb.io/v1alpha1',
+              kind: 'DaemonNodeReport',
+              node: 'conformance-node',
+              updatedAt: new Date().toISOString(),
+              applied: refused ? {} : { [ref.id]: version },
+              rejected: refused ? { [ref.id]: { version, message: 'nginx could not listen' } } : {},
+              vrrp: [],
+              errors: [],
+            };
+            const body = daemonReportObject(namespace, report);
+            const path = `/api/v1/namespaces/${namespace}/configmaps/${body.metadata.name}`;
+            const existing = await admin.get<KubeObject>(path).catch(() => undefined);
+            if (existing) {
+              await admin.replace(path, {
+                ...body,
+                metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion ?? '' },
+              });
+            } else await admin.create(`/api/v1/namespaces/${namespace}/configmaps`, body);
+          },
           cleanup: async () => {
             await backend.close();
             await admin.delete(`/api/v1/namespaces/${namespace}`);

@@ -2,9 +2,11 @@ import {
   isRetryAfterError,
   isTerminalError,
   type LoadBalancerBackend,
+  type LoadBalancerRef,
   type LoadBalancerSpec,
   type LoadBalancerStatus,
   type Protocol,
+  parseLoadBalancerId,
   silentLogger,
   type Target,
 } from '@klb/core';
@@ -71,6 +73,13 @@ export interface ConformanceSubject {
   readonly observe?: () => Promise<readonly ObservedLoadBalancer[]>;
   /** Fault injection into the system; when given, the suite checks how the backend meets failures. */
   readonly faults?: ConformanceFaults;
+  /**
+   * For a backend with `watch`: makes the realised state of load balancer `ref` change on its own,
+   * as its system would (a node applies or refuses its config, an appliance marks it down). When
+   * given, the suite checks that `watch` then names `ref` (so the engine reconciles it again), and
+   * that it names nothing once stopped.
+   */
+  readonly changeDataPlane?: (ref: LoadBalancerRef, status: LoadBalancerStatus) => Promise<void>;
   /** Called after every conformance test (stop servers, delete namespaces). */
   readonly cleanup?: () => Promise<void>;
 }
@@ -119,6 +128,7 @@ function settling(backend: LoadBalancerBackend, timeoutMs: number, sent: LoadBal
     },
     remove: (ref, ctx) => settle(() => backend.remove(ref, ctx)),
     list: (ctx) => backend.list(ctx),
+    ...(backend.watch ? { watch: backend.watch.bind(backend) } : {}),
   };
 }
 
@@ -222,7 +232,7 @@ export function runBackendConformance(
 
   type Body = (subject: ConformanceSubject) => Promise<void>;
   const withSubject =
-    (fn: Body, needs: { observe?: boolean; fault?: keyof ConformanceFaults } = {}) =>
+    (fn: Body, needs: { observe?: boolean; fault?: keyof ConformanceFaults; dataPlane?: boolean } = {}) =>
     async () => {
       const subject = await factory();
       const sent: LoadBalancerSpec[] = [];
@@ -232,7 +242,9 @@ export function runBackendConformance(
             ? 'observe'
             : needs.fault && !subject.faults?.[needs.fault]
               ? `faults.${needs.fault}`
-              : undefined;
+              : needs.dataPlane && !(subject.backend.watch && subject.changeDataPlane)
+                ? 'watch with changeDataPlane'
+                : undefined;
         if (missing) {
           process.stdout.write(`conformance: not checked, the subject gives no ${missing}\n`);
           return;
@@ -582,6 +594,38 @@ export function runBackendConformance(
         );
       },
       { fault: 'failWrites' },
+    ),
+  );
+
+  test(
+    'watch: a change of the data plane names its load balancer, and nothing once stopped',
+    withSubject(
+      async (subject) => {
+        const backend = subject.backend;
+        const change = subject.changeDataPlane as NonNullable<ConformanceSubject['changeDataPlane']>;
+        const spec = specFor(backend);
+        const status = await backend.ensure(spec, ctx());
+        const named: string[] = [];
+        const stop = await (backend.watch as NonNullable<LoadBalancerBackend['watch']>)(
+          (ref) => named.push(ref.id),
+          ctx(),
+        );
+        try {
+          await change(spec.ref, status);
+          const deadline = Date.now() + 30_000;
+          while (!named.includes(spec.ref.id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+          assert.ok(named.includes(spec.ref.id), 'watch named the load balancer whose data plane changed');
+          for (const id of named) assert.ok(parseLoadBalancerId(id), `watch names load balancer ids only (${id})`);
+        } finally {
+          stop();
+        }
+        named.length = 0;
+        await change(spec.ref, status);
+        await new Promise((r) => setTimeout(r, 1000));
+        assert.equal(named, [], 'nothing is named once the watch is stopped');
+        await backend.remove(spec.ref, ctx());
+      },
+      { dataPlane: true },
     ),
   );
 
