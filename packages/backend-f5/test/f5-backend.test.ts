@@ -71,6 +71,7 @@ it('ensure creates a virtual, pool and monitor per listener, marked as KLB, in o
   const status = await b.ensure(spec, ctx);
   assert.is(f5.calls.counts(mark).writes, 1, 'one transaction commit');
   assert.equal(status.ingress[0]?.ip, '192.0.2.1');
+  assert.is(status.ingress[0]?.ipMode, 'Proxy', 'the virtual server proxies: kube-proxy must not short-circuit it');
   assert.equal(
     status.ingress[0]?.ports?.map((p) => p.port),
     [80, 443, 8080],

@@ -86,6 +86,7 @@ it('full lifecycle of a two-port Service: one fully populated create, status, ca
   const [lb] = await lbsNamed(backend.loadBalancerName(spec.ref));
   assert.ok(lb);
   assert.is(status.ingress[0]?.ip, lb.vip_address, 'the VIP Octavia allocated goes to status');
+  assert.is(status.ingress[0]?.ipMode, 'Proxy', 'the amphora proxies: kube-proxy must not short-circuit it');
   assert.equal(status.ingress[0]?.ports, [
     { port: 80, protocol: 'TCP' },
     { port: 443, protocol: 'TCP' },

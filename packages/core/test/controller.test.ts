@@ -470,6 +470,22 @@ it('an Ingress of KLB class: host/path routes, TLS from a Secret, status written
     return i.status?.loadBalancer?.ingress?.length ? i : undefined;
   });
   assert.match(ing.status?.loadBalancer?.ingress?.[0]?.ip ?? '', /^198\.51\.100\./);
+  // A TLS entry without a Secret would serve its host over plain HTTP: an error on the Ingress.
+  await client.patch(`/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses/cafe`, {
+    spec: { tls: [{ hosts: ['cafe.example.com'], secretName: 'cafe-tls' }, { hosts: ['tea.example.com'] }] },
+  });
+  const warning = await waitUntil('the Warning event', async () =>
+    (await events(client, ns, 'cafe')).find((e) => e.type === 'Warning' && e.reason === 'MissingTLSSecret'),
+  );
+  assert.match(
+    warning.message,
+    /tls\[1\]: secretName is empty: name the kubernetes\.io\/tls Secret of tea\.example\.com/,
+  );
+  assert.equal(
+    backend.specOf(id)?.listeners.map((l) => `${l.protocol}/${l.port}`),
+    ['HTTP/80', 'HTTPS/443'],
+    'the last good spec is kept',
+  );
 });
 
 it('a node change re-reconciles only the load balancers that target nodes', async () => {

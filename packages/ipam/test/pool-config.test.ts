@@ -62,6 +62,10 @@ test('names the offending entry: inverted, mixed families, malformed, host bits,
     [['10.0.0.5/24'], /host bits set; did you mean 10\.0\.0\.0\/24/],
     [['010.0.0.1'], /not an IP address/],
     [['fe80::1%eth0'], /not an IP address/],
+    // As Kubernetes reads new values: canonical IPv6 only, never IPv4-mapped.
+    [['2001:DB8::/64'], /not a valid CIDR: bad address/],
+    [['2001:db8:0:0::1-2001:db8::9'], /bad start address/],
+    [['::ffff:10.0.0.1-::ffff:10.0.0.9'], /bad start address/],
     [['10.0.0.0/24', '10.0.0.128/25'], /addresses\[1\] "10\.0\.0\.128\/25" overlaps pools\[0\] \(p\)\.addresses\[0\]/],
   ];
   for (const [addresses, message] of cases) {
