@@ -83,8 +83,14 @@ http {
     scgi_temp_path {{ runDir | file }}/scgi;
     server_names_hash_bucket_size 512;
     server_names_hash_max_size 1048576;
+    # WebSocket and other Upgrade requests pass through; plain requests keep upstream keepalive.
+    map $http_upgrade $klb_connection_upgrade {
+        default upgrade;
+        ''      '';
+    }
     proxy_http_version 1.1;
-    proxy_set_header Connection "";
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $klb_connection_upgrade;
     proxy_set_header Host $host;
     proxy_set_header X-Real-IP $remote_addr;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;

@@ -35,9 +35,10 @@ export const TEMPLATE_FILTERS: Readonly<Record<string, TemplateFilter>> = {
   duration: (v) => `${validDurationSeconds(v)}s`,
   int: (v, min, max) => validInt(v, Number(min), Number(max), 'value'),
   // Composite filters: one tag prints one whole validated token (`addr:port udp`, a `server` line).
+  // TLS listeners also speak HTTP/2 (ALPN h2, HTTP/1.1 to backends): nginx 1.22's `listen … http2`.
   listen: (v) => {
     const l = v as { address: unknown; port: unknown; udp?: unknown; ssl?: unknown; def?: unknown };
-    return `${validHostPort(l.address, l.port)}${l.udp === true ? ' udp' : ''}${l.ssl === true ? ' ssl' : ''}${
+    return `${validHostPort(l.address, l.port)}${l.udp === true ? ' udp' : ''}${l.ssl === true ? ' ssl http2' : ''}${
       l.def === true ? ' default_server' : ''
     }`;
   },

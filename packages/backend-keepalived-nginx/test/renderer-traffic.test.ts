@@ -7,6 +7,7 @@ import { createSocket } from 'node:dgram';
 import { mkdirSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -46,20 +47,37 @@ interface Echo {
   backend: string;
   host: string;
   url: string;
+  version: string;
   headers: http.IncomingHttpHeaders;
 }
 
 async function httpBackend(name: string): Promise<number> {
   const port = await freePort();
   const server = http.createServer((req, res) => {
-    const body: Echo = { backend: name, host: String(req.headers.host), url: String(req.url), headers: req.headers };
+    const body: Echo = {
+      backend: name,
+      host: String(req.headers.host),
+      url: String(req.url),
+      version: req.httpVersion,
+      headers: req.headers,
+    };
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify(body));
+  });
+  // An Upgrade (as a WebSocket handshake asks): switch protocols, then echo every byte with the name.
+  const upgraded = new Set<import('node:stream').Duplex>();
+  server.on('upgrade', (req, socket) => {
+    upgraded.add(socket);
+    socket.on('close', () => upgraded.delete(socket));
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\n\r\n`);
+    socket.on('data', (chunk: Buffer) => socket.write(`${name}:${chunk.toString()}`));
+    socket.on('error', () => {});
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   closers.push(async () => {
     server.closeAllConnections();
+    for (const socket of upgraded) socket.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
   return port;
@@ -307,6 +325,73 @@ it('HTTPS terminates TLS with the Secret certificate; HTTP redirects to it; no r
   const redirect = await get(`http://${address}:${ports.http}/coffee?a=b`, { host: 'cafe.example.com' });
   assert.is(redirect.status, 308);
   assert.is(redirect.headers.location, `https://cafe.example.com:${ports.https}/coffee?a=b`);
+});
+
+it('a WebSocket upgrade passes through nginx and carries bytes both ways', async () => {
+  const address = l7.addresses[0] as string;
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const req = http.request({
+      host: address,
+      port: ports.plain,
+      path: '/coffee/socket',
+      agent: false,
+      timeout: 5000,
+      headers: {
+        host: 'cafe.example.com',
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+    });
+    req.on('upgrade', (res, sock) => {
+      assert.is(res.statusCode, 101);
+      resolve(sock);
+    });
+    req.on('response', (res) => reject(new Error(`no upgrade: HTTP ${res.statusCode}`)));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+  const echoed = await new Promise<string>((resolve) => {
+    socket.once('data', (chunk: Buffer) => resolve(chunk.toString()));
+    socket.write('hello');
+  });
+  socket.destroy();
+  assert.is(echoed, 'coffee:hello');
+});
+
+it('HTTPS speaks HTTP/2 to clients (ALPN h2) and HTTP/1.1 to the backend', async () => {
+  const address = l7.addresses[0] as string;
+  const session = http2.connect(`https://${address}:${ports.https}`, {
+    ca: pem.certificate,
+    servername: 'cafe.example.com',
+  });
+  try {
+    const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = session.request({ ':path': '/coffee/h2', ':authority': 'cafe.example.com' });
+      let status = 0;
+      let body = '';
+      req.on('response', (headers) => {
+        status = Number(headers[':status']);
+      });
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => {
+        body += c;
+      });
+      req.on('end', () => resolve({ status, body }));
+      req.on('error', reject);
+      req.end();
+    });
+    assert.is(session.alpnProtocol, 'h2');
+    assert.is(reply.status, 200);
+    const echo = JSON.parse(reply.body) as Echo;
+    assert.is(echo.backend, 'coffee');
+    assert.is(echo.version, '1.1');
+    assert.is(echo.headers['x-forwarded-proto'], 'https');
+  } finally {
+    session.close();
+  }
 });
 
 it('source ranges deny other clients; the PROXY protocol header reaches the target', async () => {

@@ -99,8 +99,11 @@ test('renders http servers: host and path routes, TLS files, redirect, forwarded
   assert.is(result.rejected.size, 0);
   assert.match(config, `listen 127.0.10.2:${P.http} default_server;\n`);
   assert.match(config, `return 308 https://$host:${P.https}$request_uri;`);
-  assert.match(config, `listen 127.0.10.2:${P.https} ssl default_server;\n`);
-  assert.match(config, `listen 127.0.10.2:${P.https} ssl;\n        server_name cafe.example.com;`);
+  assert.match(config, `listen 127.0.10.2:${P.https} ssl http2 default_server;\n`);
+  // Upgrade requests (WebSocket) pass through; others keep the upstream keepalive (empty Connection).
+  assert.match(config, 'proxy_set_header Upgrade $http_upgrade;\n');
+  assert.match(config, 'proxy_set_header Connection $klb_connection_upgrade;\n');
+  assert.match(config, `listen 127.0.10.2:${P.https} ssl http2;\n        server_name cafe.example.com;`);
   assert.match(config, 'server_name *.menu.example.com;');
   assert.match(config, 'location = /coffee {');
   assert.match(config, 'location /coffee/ {');
