@@ -27,34 +27,56 @@ export function which(name: string): string | undefined {
   return undefined;
 }
 
+/** A Kubernetes component that `scripts/build-kube-binaries.sh` builds from the Kubernetes Go module. */
+export type KubeBinary =
+  | 'kube-apiserver'
+  | 'kubelet'
+  | 'kube-proxy'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kubectl';
+
 /**
- * Finds the kube-apiserver binary: `KLB_KUBE_APISERVER`, else the newest build in a
- * `.cache/kube/<version>/` directory of the working directory or one of its parents (where
- * `scripts/build-kube-apiserver.sh` caches it).
+ * Finds a Kubernetes component's binary: the environment variable `KLB_<NAME>` (e.g.
+ * `KLB_KUBE_APISERVER`, `KLB_KUBELET`), else the newest build in a `.cache/kube/<version>/`
+ * directory of the working directory or one of its parents, or of `KLB_CACHE_DIR` (where
+ * `scripts/build-kube-binaries.sh` caches them).
+ *
+ * @throws ComponentMissingError when it is nowhere.
  */
-export function findKubeApiserver(): string {
-  const fromEnv = process.env.KLB_KUBE_APISERVER;
+export function findKubeBinary(name: KubeBinary): string {
+  const variable = `KLB_${name.toUpperCase().replaceAll('-', '_')}`;
+  const fromEnv = process.env[variable];
   if (fromEnv) {
-    if (!existsSync(fromEnv))
-      throw new ComponentMissingError('kube-apiserver', `KLB_KUBE_APISERVER=${fromEnv} does not exist`);
+    if (!existsSync(fromEnv)) throw new ComponentMissingError(name, `${variable}=${fromEnv} does not exist`);
     return fromEnv;
   }
-  const starts = [process.cwd(), dirname(fileURLToPath(import.meta.url))];
-  for (const start of starts) {
+  const caches: string[] = [];
+  if (process.env.KLB_CACHE_DIR) caches.push(join(process.env.KLB_CACHE_DIR, 'kube'));
+  for (const start of [process.cwd(), dirname(fileURLToPath(import.meta.url))]) {
     for (let dir = resolve(start); ; dir = dirname(dir)) {
-      const cache = join(dir, '.cache', 'kube');
-      if (existsSync(cache)) {
-        const versions = readdirSync(cache)
-          .filter((v) => existsSync(join(cache, v, 'kube-apiserver')))
-          .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-        const newest = versions.at(-1);
-        if (newest) return join(cache, newest, 'kube-apiserver');
-      }
+      caches.push(join(dir, '.cache', 'kube'));
       if (dirname(dir) === dir) break;
     }
   }
+  for (const cache of caches) {
+    if (!existsSync(cache)) continue;
+    const versions = readdirSync(cache)
+      .filter((v) => existsSync(join(cache, v, name)))
+      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    const newest = versions.at(-1);
+    if (newest) return join(cache, newest, name);
+  }
   throw new ComponentMissingError(
-    'kube-apiserver',
-    'run scripts/build-kube-apiserver.sh (builds it from the Kubernetes Go module) or set KLB_KUBE_APISERVER',
+    name,
+    `run scripts/build-kube-binaries.sh ${name} (builds it from the Kubernetes Go module) or set ${variable}`,
   );
+}
+
+/**
+ * Finds the kube-apiserver binary: `KLB_KUBE_APISERVER`, else the newest build in a
+ * `.cache/kube/<version>/` directory (see {@link findKubeBinary}).
+ */
+export function findKubeApiserver(): string {
+  return findKubeBinary('kube-apiserver');
 }

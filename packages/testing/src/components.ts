@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { ComponentMissingError, findKubeApiserver, which } from './binaries.js';
+import { ComponentMissingError, findKubeApiserver, findKubeBinary, type KubeBinary, which } from './binaries.js';
 
 /** A real component that test suites can require. */
 export type Component =
@@ -11,7 +11,8 @@ export type Component =
   | 'keystone'
   | 'octavia'
   | 'neutron'
-  | 'openssl';
+  | 'openssl'
+  | 'cluster';
 
 const checks: Record<Component, () => string | undefined> = {
   'kube-apiserver': () => {
@@ -54,6 +55,23 @@ const checks: Record<Component, () => string | undefined> = {
     which('openssl')
       ? undefined
       : 'openssl is not installed (the F5 emulator makes its certificate with it): apt-get install openssl',
+  cluster: () => {
+    const kube: KubeBinary[] = ['kubelet', 'kube-proxy', 'kube-controller-manager', 'kube-scheduler', 'kubectl'];
+    for (const name of kube) {
+      try {
+        findKubeBinary(name);
+      } catch (err) {
+        return (err as Error).message;
+      }
+    }
+    if (!which('containerd')) return 'containerd is not installed: apt-get install containerd';
+    if (!which('runc')) return 'runc is not installed: apt-get install runc';
+    if (!existsSync('/usr/lib/cni/bridge'))
+      return 'the CNI plugins are not installed: apt-get install containernetworking-plugins';
+    if (!which('iptables')) return 'iptables is not installed: apt-get install iptables';
+    if (process.getuid?.() !== 0) return 'a cluster needs root (cgroups, mounts, iptables)';
+    return undefined;
+  },
   netns: () => {
     if (!which('ip') && !existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip'))
       return 'iproute2 is not installed: apt-get install iproute2';

@@ -3,7 +3,16 @@
  *
  * @packageDocumentation
  */
-export { ComponentMissingError, findKubeApiserver, which } from './binaries.js';
+export { ComponentMissingError, findKubeApiserver, findKubeBinary, type KubeBinary, which } from './binaries.js';
+export {
+  CLUSTER_INTERFACE,
+  type Cluster,
+  ClusterBusyError,
+  ClusterError,
+  type ClusterOptions,
+  startCluster,
+} from './cluster/cluster.js';
+export { CLUSTER_HOST_SYSCTLS } from './cluster/host-sysctls.js';
 export { type Component, requireComponents } from './components.js';
 export { type ConformanceOptions, type ConformanceSubject, runBackendConformance } from './conformance.js';
 export {
