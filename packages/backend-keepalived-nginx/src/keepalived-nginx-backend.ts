@@ -181,7 +181,8 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
       else await this.#publishSecret(config, ctx);
       this.#remember(config);
       const status: LoadBalancerStatus = {
-        ingress: addressIngress(config.addresses, config.listeners),
+        // nginx proxies every connection: kube-proxy must not send VIP traffic to the pods itself.
+        ingress: addressIngress(config.addresses, config.listeners, 'Proxy'),
         message: await this.#summary(config),
       };
       ctx.log.debug({ id: config.id, version: config.version, vrid: entry.vrid, group }, 'daemon config published');

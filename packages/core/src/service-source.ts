@@ -95,12 +95,13 @@ export function l4FromService(
 }
 
 /**
- * `status.loadBalancer.ingress` of a Service or Ingress. Services get `ipMode: VIP` (what the
- * apiserver defaults it to), so that comparing with what is stored finds no difference.
+ * `status.loadBalancer.ingress` of a Service or Ingress. With `withIpMode` (Services) each address
+ * carries the backend's `ipMode`, else `VIP` (what the apiserver defaults it to), so that
+ * comparing with what is stored finds no difference; an Ingress's status has no `ipMode`.
  */
-export function statusIngress(status: LoadBalancerStatus, ipMode?: 'VIP'): Array<Record<string, unknown>> {
+export function statusIngress(status: LoadBalancerStatus, withIpMode = false): Array<Record<string, unknown>> {
   return status.ingress.map((i) => ({
-    ...(i.ip ? { ip: i.ip, ...(ipMode ? { ipMode } : {}) } : {}),
+    ...(i.ip ? { ip: i.ip, ...(withIpMode ? { ipMode: i.ipMode ?? 'VIP' } : {}) } : {}),
     ...(i.hostname ? { hostname: i.hostname } : {}),
     ...(i.ports?.length
       ? { ports: i.ports.map((p) => ({ port: p.port, protocol: p.protocol, ...(p.error ? { error: p.error } : {}) })) }
@@ -227,7 +228,7 @@ export class ServiceSource implements LoadBalancerSource<ServiceObject> {
   /** Writes `status.loadBalancer.ingress` and the `klb.io/LoadBalancerReady` condition when they changed. */
   async writeOutcome(client: KubeClient, svc: ServiceObject, outcome: Outcome): Promise<boolean> {
     const current = svc.status ?? {};
-    const ingress = outcome.ok ? statusIngress(outcome.status, 'VIP') : (current.loadBalancer?.ingress ?? []);
+    const ingress = outcome.ok ? statusIngress(outcome.status, true) : (current.loadBalancer?.ingress ?? []);
     const condition = outcome.ok
       ? {
           type: SERVICE_CONDITION,

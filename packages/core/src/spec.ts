@@ -186,6 +186,12 @@ export interface LoadBalancerIngress {
   readonly ip?: string;
   /** A host name, for backends that publish DNS names. */
   readonly hostname?: string;
+  /**
+   * How traffic to `ip` reaches the pods (a Service's `status.loadBalancer.ingress[].ipMode`):
+   * `Proxy` when the load balancer proxies it, so that kube-proxy leaves traffic to the address
+   * to the load balancer instead of sending it to the pods itself; default `VIP`.
+   */
+  readonly ipMode?: 'VIP' | 'Proxy';
   /** Per-port state. */
   readonly ports?: readonly PortStatus[];
 }
@@ -201,9 +207,10 @@ export function listenerPorts(
 export function addressIngress(
   addresses: readonly string[],
   listeners: readonly { readonly port: number; readonly protocol: Protocol }[],
+  ipMode?: 'VIP' | 'Proxy',
 ): LoadBalancerIngress[] {
   const ports = listenerPorts(listeners);
-  return addresses.map((ip) => ({ ip, ports }));
+  return addresses.map((ip) => ({ ip, ...(ipMode ? { ipMode } : {}), ports }));
 }
 
 /** What `ensure` returns: the realised addresses, written back to the declaring object. */
