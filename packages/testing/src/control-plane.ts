@@ -147,6 +147,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--token-auth-file=${join(dir, 'tokens.csv')}`,
       // As kubeadm's clusters: privileged containers (e.g. the KLB daemon's sysctl init container) are allowed.
       '--allow-privileged=true',
+      // A kubelet (logs, exec) is reached at its node address, never through a DNS lookup of its name.
+      '--kubelet-preferred-address-types=InternalIP',
       `--authorization-mode=${options.nodeAuthorizer ? 'Node,RBAC' : 'RBAC'}`,
       `--service-cluster-ip-range=${options.serviceClusterIpRange ?? '10.96.0.0/16'}`,
       '--service-node-port-range=30000-32767',

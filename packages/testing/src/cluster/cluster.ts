@@ -482,6 +482,11 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     await ip(['-n', clientNamespace, 'addr', 'add', `${clientIp}/24`, 'dev', peerIf]);
     await ip(['-n', clientNamespace, 'link', 'set', peerIf, 'up']);
     await ip(['-n', clientNamespace, 'link', 'set', 'lo', 'up']);
+    // The pods' bridge, made here with a fixed MAC address: one the kernel picks follows the
+    // lowest MAC of its ports and changes as pods come and go. The CNI plugin adopts it.
+    await ip(['link', 'add', bridge, 'type', 'bridge']);
+    await ip(['link', 'set', bridge, 'address', `02:6b:6c:62:${id.slice(0, 2)}:${id.slice(2, 4)}`]);
+    await ip(['link', 'set', bridge, 'up']);
     // Service traffic between pods on the bridge passes iptables (kube-proxy's rules).
     writeSysctl('net.bridge.bridge-nf-call-iptables', '1');
     log(`cluster: node address ${nodeIp} on ${hostIf}, client ${clientIp} in ${clientNamespace}`);
