@@ -4,6 +4,8 @@
 // with only the pool and interface patched (test/cluster-overlay), and traffic from the client
 // namespace through the VIPs to real pods. Everything is read back as a user would: status,
 // conditions, events, the ConfigMap's data, the Lease.
+// klb-test: exclusive (the cluster adds host links and iptables rules and changes host sysctls:
+// scripts/run-tests.mjs runs this file alone, after the others)
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
