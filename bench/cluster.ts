@@ -10,7 +10,6 @@
 //   cluster.daemon_rollout_gap_s        longest gap between answers through a VIP while the daemon
 //                                       DaemonSet rolls to a new image tag (one node: the only
 //                                       daemon is replaced, so the VIP is down for the whole swap)
-import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { type Cluster, eventually, type NetnsClient, startCluster } from '@klb/testing';
 import { CoordinationV1Api } from '@kubernetes/client-node';
@@ -20,6 +19,7 @@ import {
   firstAnswer,
   lbService,
   overlay,
+  retagDaemonImage,
   serverName,
   serviceVip,
 } from '../examples/reference-controller/test/cluster-fixtures.js';
@@ -69,10 +69,7 @@ try {
   await serviceVip(cluster, 'after-failover');
   console.log(`bench cluster.controller_failover_s ${seconds(performance.now() - failoverStart)} s`);
 
-  // The same daemon image under a new tag, as a release would bring.
-  const daemonImage = 'ghcr.io/klb-project/klb-reference-daemon:0.0.0';
-  const nextImage = 'ghcr.io/klb-project/klb-reference-daemon:0.0.0-next';
-  execFileSync('ctr', ['--address', cluster.containerdSocket, '-n', 'k8s.io', 'images', 'tag', daemonImage, nextImage]);
+  const nextImage = retagDaemonImage(cluster, '0.0.0-next');
   const url = `http://${await serviceVip(cluster, 'echo')}/`;
   let lastAnswer = performance.now();
   let longestGap = 0;

@@ -1,6 +1,7 @@
 // Shared by the in-cluster suite and the cluster bench: the images built by
 // scripts/build-images.sh, the echo app's manifests, and traffic through a VIP from the client
 // namespace of a @klb/testing cluster.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Cluster, ComponentMissingError, eventually, type NetnsClient } from '@klb/testing';
@@ -151,4 +152,12 @@ export async function readyPods(cluster: Cluster, app: string): Promise<{ name: 
     .filter((p) => !p.metadata?.deletionTimestamp)
     .filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
     .map((p) => ({ name: p.metadata?.name ?? '', ip: p.status?.podIP ?? '' }));
+}
+
+/** The shipped daemon image under another tag in the node's containerd, as a release would bring it; returns the new name. */
+export function retagDaemonImage(cluster: Cluster, tag: string): string {
+  const next = `ghcr.io/klb-project/klb-reference-daemon:${tag}`;
+  const ctr = ['--address', cluster.containerdSocket, '-n', 'k8s.io', 'images'];
+  execFileSync('ctr', [...ctr, 'tag', '--force', 'ghcr.io/klb-project/klb-reference-daemon:0.0.0', next]);
+  return next;
 }

@@ -20,6 +20,7 @@ import {
   firstAnswer,
   overlay,
   readyPods,
+  retagDaemonImage,
   root,
   serverName,
   serviceVip,
@@ -253,6 +254,23 @@ it('externalTrafficPolicy=Local: the healthCheckNodePort of kube-proxy on the no
   await kubectl('scale', 'deployment/local', '--replicas=1');
   assert.match(await firstAnswer(client as NetnsClient, `http://${vip}/`), /^local-/);
   await kubectl('delete', 'deployment/local', 'service/local', '--wait=true', '--timeout=120s');
+});
+
+it('a rolling update of the daemon DaemonSet to a new image tag: the new daemon pod serves the VIPs again', async () => {
+  const vip = await serviceVip(C(), 'echo');
+  const next = retagDaemonImage(C(), '0.0.0-rollout');
+  await kubectl('-n', 'klb-system', 'set', 'image', 'daemonset/klb-daemon', `daemon=${next}`, `sysctls=${next}`);
+  await kubectl('-n', 'klb-system', 'rollout', 'status', 'daemonset/klb-daemon', '--timeout=240s');
+  const pods = await core().listNamespacedPod({
+    namespace: 'klb-system',
+    labelSelector: 'app.kubernetes.io/name=klb-daemon',
+  });
+  const running = pods.items.filter((p) => !p.metadata?.deletionTimestamp);
+  assert.equal(
+    running.map((p) => p.spec?.containers[0]?.image),
+    [next],
+  );
+  assert.match(await firstAnswer(client as NetnsClient, `http://${vip}/`), /^echo-/);
 });
 
 it('kubectl delete -k with LoadBalancer objects still present: they keep KLB finalizer until removed by hand, as docs/getting-started.md says; deleted first, they are released', async () => {
