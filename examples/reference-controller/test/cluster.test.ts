@@ -7,9 +7,18 @@
 // klb-test: exclusive (the cluster adds host links and iptables rules and changes host sysctls:
 // scripts/run-tests.mjs runs this file alone, after the others)
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { type Cluster, eventually, type NetnsClient, requireComponents, startCluster } from '@klb/testing';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import {
+  type Cluster,
+  eventually,
+  type F5Emulator,
+  type NetnsClient,
+  requireComponents,
+  startCluster,
+  startF5Emulator,
+} from '@klb/testing';
 import { CoordinationV1Api, CoreV1Api, NetworkingV1Api } from '@kubernetes/client-node';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -30,9 +39,11 @@ const test = suite('the reference images and manifests in a real cluster');
 const missing = requireComponents('kube-apiserver', 'etcd', 'cluster');
 const images = missing ? undefined : clusterImages();
 const it = missing || typeof images !== 'object' ? test.skip : test;
+const itF5 = missing || typeof images !== 'object' || requireComponents('openssl') ? test.skip : test;
 
 let cluster: Cluster | undefined;
 let client: NetnsClient | undefined;
+let f5: F5Emulator | undefined;
 const C = (): Cluster => {
   if (!cluster) throw new Error('no cluster');
   return cluster;
@@ -67,6 +78,7 @@ async function deploy(images: { archives: string[]; pause: string }): Promise<vo
 
 test.after(async () => {
   if (cluster && process.env.KLB_TEST_DEBUG) process.stdout.write(`${cluster.logTails(20)}\n`);
+  await f5?.stop();
   await cluster?.stop();
 });
 
@@ -302,5 +314,58 @@ it('kubectl delete -k with LoadBalancer objects still present: they keep KLB fin
     return gone || undefined;
   });
 });
+
+itF5(
+  'the F5 overlay as shipped, its Secret pointing at the F5 emulator on the node address: the controller pod turns a Service type=LoadBalancer into a virtual server on its VIP with the node as pool member, and removes it with the Service',
+  async () => {
+    f5 = await startF5Emulator({ host: C().nodeIp, users: [{ username: 'klb', password: 'klb-test-password' }] });
+    // A user's overlay: deploy/f5 with the pool and the credentials Secret filled in.
+    const dir = mkdtempSync(join(tmpdir(), 'klb-f5-overlay-'));
+    try {
+      writeFileSync(
+        join(dir, 'kustomization.yaml'),
+        JSON.stringify({
+          apiVersion: 'kustomize.config.k8s.io/v1beta1',
+          kind: 'Kustomization',
+          // kustomize takes only relative paths.
+          resources: [relative(dir, join(root, 'deploy/f5'))],
+          patches: [{ path: 'pools.yaml' }, { path: 'credentials.yaml' }],
+        }),
+      );
+      writeFileSync(join(dir, 'pools.yaml'), readFileSync(join(overlay, 'pools.yaml')));
+      writeFileSync(
+        join(dir, 'credentials.yaml'),
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'klb-f5-credentials', namespace: 'klb-system' },
+          stringData: { host: f5.host, username: 'klb', password: 'klb-test-password', 'ca.crt': f5.ca },
+        }),
+      );
+      await kubectl('apply', '-k', dir);
+      await kubectl('-n', 'klb-system', 'rollout', 'status', 'deployment/klb-controller', '--timeout=240s');
+      await C().kubectl(['apply', '-f', '-'], { input: echoApp('f5-echo', 1) });
+      const vip = await serviceVip(C(), 'f5-echo');
+      const svc = await core().readNamespacedService({ name: 'f5-echo', namespace: 'default' });
+      const nodePort = svc.spec?.ports?.[0]?.nodePort;
+      const emulator = f5;
+      const virtual = await eventually('a virtual server on the VIP', () =>
+        emulator.state().virtuals.find((v) => String(v.destination).endsWith(`${vip}:80`)),
+      );
+      assert.ok(virtual);
+      const pools = JSON.stringify(emulator.state().pools);
+      assert.ok(pools.includes(`${C().nodeIp}:${nodePort}`), `pool member ${C().nodeIp}:${nodePort} in ${pools}`);
+      await kubectl('delete', 'service', 'f5-echo', '--wait=true', '--timeout=120s');
+      await eventually(
+        'the virtual server is gone',
+        () => emulator.state().virtuals.every((v) => !String(v.destination).endsWith(`${vip}:80`)) || undefined,
+      );
+      await kubectl('delete', 'deployment', 'f5-echo');
+      await kubectl('delete', '-k', dir, '--wait=true', '--timeout=240s');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test.run();
