@@ -159,10 +159,11 @@ it('scaling, an unready pod and a deleted pod change what answers; requests keep
   });
 
   // A pod deleted while requests flow: it keeps serving through its shutdown delay while it is
-  // taken out of rotation, then it is gone from the answers. Known defect, measured here: when
-  // kube-proxy rewrites the NodePort's rules, a few connections nginx opens at that moment are
-  // reset (0 to 13 of about 4,000 requests in a row on the development machine, all ECONNRESET
-  // within a few milliseconds); they are printed, and more than 1 % fails the test.
+  // taken out of rotation, then it is gone from the answers. Known defect, cause not found yet:
+  // 1 to 4 s after the deletion, while the endpoints change, a few connections are reset (0 to 13
+  // of about 4,000 requests in a row on the development machine, all ECONNRESET within a few
+  // milliseconds; not seen with the same traffic outside this suite); they are printed, and
+  // more than 1 % fails the test.
   const victim = others[0];
   if (!victim) throw new Error('no pod');
   const failures: string[] = [];
