@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
-# Builds (or reuses) the pinned kube-apiserver into the repository's .cache/ and prints its path.
-# The build itself ships in @klb/testing (packages/testing/scripts/build-kube-apiserver.sh), the
-# same script `npx klb-testing apiserver` runs for SDK users.
+# Builds (or reuses) the pinned kube-apiserver into the repository's .cache/ and prints its path
+# (see scripts/build-kube-binaries.sh, which builds every component the same way).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-KLB_CACHE_DIR="${KLB_CACHE_DIR:-$root/.cache}" exec "$root/packages/testing/scripts/build-kube-apiserver.sh" "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/build-kube-binaries.sh" kube-apiserver

@@ -4,8 +4,10 @@
 //   tests: N passed, N failed, N skipped
 // Usage: npm test [-- <substring> ...]   (only files whose path contains one of the substrings)
 // Env: KLB_TEST_JOBS (files run at once, default 2), KLB_TEST_TIMEOUT_S (per file, default 1200).
+// A file whose first lines contain `klb-test: exclusive` (e.g. the in-cluster suite, which
+// changes host-wide state: links, iptables, sysctls) runs alone, after all the others.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -85,7 +87,9 @@ function lastNumber(text, label) {
   return last ? Number(last[1]) : undefined;
 }
 
-const queue = [...files];
+const exclusive = (file) => readFileSync(join(root, file), 'utf8').slice(0, 2000).includes('klb-test: exclusive');
+const queue = files.filter((file) => !exclusive(file));
+const alone = files.filter(exclusive);
 const results = [];
 async function worker() {
   for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
@@ -94,7 +98,9 @@ async function worker() {
     process.stdout.write(`\n=== ${result.file} (${result.seconds.toFixed(1)} s)\n${result.output.trimEnd()}\n`);
   }
 }
-await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, worker));
+await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, worker));
+queue.push(...alone);
+await worker();
 
 const sum = (key) => results.reduce((n, r) => n + r[key], 0);
 const failedFiles = results.filter((r) => r.failed > 0).map((r) => r.file);

@@ -151,11 +151,12 @@ for (const k of KUSTOMIZATIONS) {
   });
 }
 
-it('the daemon runs with host networking and adds only NET_ADMIN and NET_RAW; the controller runs as non-root with 2 replicas', () => {
+it('the daemon runs with host networking and adds only NET_ADMIN and NET_RAW (its init container only sets the host sysctls); the controller runs as non-root with 2 replicas', () => {
   const rendered = renderKustomization(join(deploy, 'keepalived-nginx'));
+  type Container = { securityContext: Record<string, unknown>; command?: string[] };
   const ds = rendered.find((o) => o.kind === 'DaemonSet') as unknown as {
     spec: {
-      template: { spec: Record<string, unknown> & { containers: Array<{ securityContext: Record<string, unknown> }> } };
+      template: { spec: Record<string, unknown> & { containers: Container[]; initContainers: Container[] } };
     };
   };
   const pod = ds.spec.template.spec;
@@ -165,6 +166,10 @@ it('the daemon runs with host networking and adds only NET_ADMIN and NET_RAW; th
     assert.is(c.securityContext.privileged, false);
     assert.equal(c.securityContext.capabilities, { add: ['NET_ADMIN', 'NET_RAW'] });
   }
+  assert.equal(
+    pod.initContainers.map((c) => c.command),
+    [['sysctl', '-e', '-w', 'net.ipv4.ip_nonlocal_bind=1', 'net.ipv6.ip_nonlocal_bind=1']],
+  );
   const deployment = rendered.find((o) => o.kind === 'Deployment') as unknown as {
     spec: { replicas: number; template: { spec: { securityContext: Record<string, unknown> } } };
   };

@@ -194,11 +194,11 @@ it('a Service applied on its node: the condition follows the node report, and tr
   assert.is(ready.reason, 'Ensured');
   assert.match(ready.message, new RegExp(`${vip(11).replaceAll('.', '\\.')} held by no node`));
   assert.is(await soon('HTTP through the VIP', () => get(vip(11), 8080)), 'good');
-  // Plain L4 on a node's VIP: kube-proxy may take in-cluster clients straight to the pods.
-  assert.is((await service('good')).status?.loadBalancer?.ingress?.[0]?.ipMode, 'VIP');
+  // nginx proxies even plain L4: kube-proxy on the node holding the VIP must leave it to nginx.
+  assert.is((await service('good')).status?.loadBalancer?.ingress?.[0]?.ipMode, 'Proxy');
 });
 
-it('a Service whose targets get the PROXY protocol header reports ipMode Proxy; an affinity timeout nginx cannot apply is said', async () => {
+it('a Service whose targets get the PROXY protocol header is served through nginx (ipMode Proxy); an affinity timeout nginx cannot apply is said', async () => {
   const svc = lbService('proxied', 8085, {
     loadBalancerIP: vip(16),
     sessionAffinity: 'ClientIP',

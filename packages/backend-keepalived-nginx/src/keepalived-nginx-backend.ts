@@ -202,15 +202,9 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
       // nginx's affinity (`hash $remote_addr consistent`) has no timeout: say so where users look.
       const affinity = spec.options.sessionAffinity;
       const status: LoadBalancerStatus = {
-        // The VIP is on a node; kube-proxy may take in-cluster clients straight to the endpoints
-        // unless nginx must see them (the PROXY protocol header, TLS termination, HTTP routing).
-        ingress: addressIngress(
-          config.addresses,
-          config.listeners,
-          spec.options.proxyProtocol || spec.listeners.some((l) => l.protocol === 'HTTP' || l.protocol === 'HTTPS')
-            ? 'Proxy'
-            : 'VIP',
-        ),
+        // nginx proxies every connection, and the VIP sits on a node: with ipMode VIP, kube-proxy
+        // there would send the VIP's traffic to the pods itself, past nginx (seen in a real cluster).
+        ingress: addressIngress(config.addresses, config.listeners, 'Proxy'),
         ...summary,
         ...(affinity && summary.message !== undefined
           ? {

@@ -149,7 +149,8 @@ if (!missing) {
           // A node reports the load balancer's config applied, then refused, then applied…
           changeDataPlane: async (ref, status) => {
             const version = /daemon config ([0-9a-f]{16})/.exec(String(status.message))?.[1] ?? 'unknown';
-            const refused = (reportFlip = !reportFlip);
+            reportFlip = !reportFlip;
+            const refused = reportFlip;
             const report: DaemonNodeReport = {
               apiVersion: 'klb.io/v1alpha1',
               kind: 'DaemonNodeReport',

@@ -139,7 +139,8 @@ it('publishes one labelled Secret per load balancer, TLS key inside, readable by
   assert.equal(status.ingress, [
     {
       ip: '192.0.2.10',
-      ipMode: 'Proxy', // nginx terminates TLS: in-cluster clients must go through it
+      // nginx proxies: kube-proxy must leave the VIP's traffic to it.
+      ipMode: 'Proxy',
       ports: [
         { port: 80, protocol: 'TCP' },
         { port: 443, protocol: 'TCP' },

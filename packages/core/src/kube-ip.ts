@@ -2,8 +2,18 @@ import ipaddr from 'ipaddr.js';
 
 /** Result of reading an address or CIDR the way Kubernetes validates new values. */
 export type KubeIpResult =
-  | { readonly ok: true; readonly value: string }
-  | { readonly ok: false; readonly error: string };
+  | {
+      /** The text is valid. */
+      readonly ok: true;
+      /** The value as written (it is already in canonical form). */
+      readonly value: string;
+    }
+  | {
+      /** The text is not valid. */
+      readonly ok: false;
+      /** What is wrong, and the value to write instead where there is one. */
+      readonly error: string;
+    };
 
 const V4_OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
 const V4 = new RegExp(`^${V4_OCTET}(\\.${V4_OCTET}){3}$`);

@@ -35,6 +35,15 @@ export function which(name: string): string | undefined {
   return undefined;
 }
 
+/** A Kubernetes component that `scripts/build-kube-binaries.sh` builds from the Kubernetes Go module. */
+export type KubeBinary =
+  | 'kube-apiserver'
+  | 'kubelet'
+  | 'kube-proxy'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kubectl';
+
 /**
  * The directory where `klb-testing apiserver` caches what it builds: `KLB_CACHE_DIR`, else
  * `$XDG_CACHE_HOME/klb`, else `~/.cache/klb`.
@@ -54,40 +63,51 @@ export function pathFromEnv(name: string, component: string): string | undefined
   return value;
 }
 
-function newestIn(cache: string): string | undefined {
-  if (!existsSync(cache)) return undefined;
-  const versions = readdirSync(cache)
-    .filter((v) => existsSync(join(cache, v, 'kube-apiserver')))
-    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-  const newest = versions.at(-1);
-  return newest ? join(cache, newest, 'kube-apiserver') : undefined;
+/**
+ * Finds a Kubernetes component's binary: the environment variable `KLB_<NAME>` (e.g.
+ * `KLB_KUBE_APISERVER`, `KLB_KUBELET`); else the pinned build in the user's cache
+ * ({@link klbCacheDir}, where `npx klb-testing apiserver` puts kube-apiserver); else the newest
+ * build in a `.cache/kube/<version>/` directory of the working directory or one of its parents
+ * (where the KLB repository's `scripts/build-kube-binaries.sh` caches them).
+ *
+ * @throws {@link ComponentMissingError} when it is nowhere.
+ */
+export function findKubeBinary(name: KubeBinary): string {
+  const variable = `KLB_${name.toUpperCase().replaceAll('-', '_')}`;
+  const fromEnv = pathFromEnv(variable, name);
+  if (fromEnv) return fromEnv;
+  const pinned = join(klbCacheDir(), 'kube', KUBE_VERSION, name);
+  if (existsSync(pinned)) return pinned;
+  const caches = [join(klbCacheDir(), 'kube')];
+  for (const start of [process.cwd(), dirname(fileURLToPath(import.meta.url))]) {
+    for (let dir = resolve(start); ; dir = dirname(dir)) {
+      caches.push(join(dir, '.cache', 'kube'));
+      if (dirname(dir) === dir) break;
+    }
+  }
+  for (const cache of caches) {
+    if (!existsSync(cache)) continue;
+    const versions = readdirSync(cache)
+      .filter((v) => existsSync(join(cache, v, name)))
+      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    const newest = versions.at(-1);
+    if (newest) return join(cache, newest, name);
+  }
+  throw new ComponentMissingError(
+    name,
+    name === 'kube-apiserver'
+      ? `kube-apiserver is not installed: run \`npx klb-testing apiserver\` (builds ${KUBE_VERSION} from the Kubernetes Go module into ${klbCacheDir()}) or set KLB_KUBE_APISERVER`
+      : `${name} is not installed: run scripts/build-kube-binaries.sh ${name} (builds it from the Kubernetes Go module) or set ${variable}`,
+  );
 }
 
 /**
- * Finds the kube-apiserver binary: `KLB_KUBE_APISERVER`; else the pinned build in the user's
- * cache ({@link klbCacheDir}, where `npx klb-testing apiserver` puts it); else the newest build
- * in a `.cache/kube/<version>/` directory of the working directory or one of its parents (where
- * the KLB repository's `scripts/build-kube-apiserver.sh` caches it).
+ * Finds the kube-apiserver binary (see {@link findKubeBinary}).
  *
  * @throws {@link ComponentMissingError} when there is none.
  */
 export function findKubeApiserver(): string {
-  const fromEnv = pathFromEnv('KLB_KUBE_APISERVER', 'kube-apiserver');
-  if (fromEnv) return fromEnv;
-  const pinned = join(klbCacheDir(), 'kube', KUBE_VERSION, 'kube-apiserver');
-  if (existsSync(pinned)) return pinned;
-  const starts = [process.cwd(), dirname(fileURLToPath(import.meta.url))];
-  for (const start of starts) {
-    for (let dir = resolve(start); ; dir = dirname(dir)) {
-      const found = newestIn(join(dir, '.cache', 'kube'));
-      if (found) return found;
-      if (dirname(dir) === dir) break;
-    }
-  }
-  throw new ComponentMissingError(
-    'kube-apiserver',
-    `kube-apiserver is not installed: run \`npx klb-testing apiserver\` (builds ${KUBE_VERSION} from the Kubernetes Go module into ${klbCacheDir()}) or set KLB_KUBE_APISERVER`,
-  );
+  return findKubeBinary('kube-apiserver');
 }
 
 /**

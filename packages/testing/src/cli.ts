@@ -33,8 +33,8 @@ function apiserver(build: boolean): string {
       `kube-apiserver ${KUBE_VERSION} is not in ${klbCacheDir()} and building it needs the Go toolchain (1.24 or newer), which is not on PATH: install Go, or set KLB_KUBE_APISERVER to a kube-apiserver binary`,
     );
   }
-  const script = fileURLToPath(new URL('../scripts/build-kube-apiserver.sh', import.meta.url));
-  const run = spawnSync('bash', [script], {
+  const script = fileURLToPath(new URL('../scripts/build-kube-binaries.sh', import.meta.url));
+  const run = spawnSync('bash', [script, 'kube-apiserver'], {
     env: { ...process.env, KLB_CACHE_DIR: klbCacheDir(), KUBE_VERSION },
     stdio: ['ignore', 'pipe', 'inherit'],
     encoding: 'utf8',

@@ -1,5 +1,12 @@
 import { existsSync } from 'node:fs';
-import { ComponentMissingError, findEtcd, findKubeApiserver, which } from './binaries.js';
+import {
+  ComponentMissingError,
+  findEtcd,
+  findKubeApiserver,
+  findKubeBinary,
+  type KubeBinary,
+  which,
+} from './binaries.js';
 
 /** A real component that test suites can require. */
 export type Component =
@@ -11,7 +18,8 @@ export type Component =
   | 'keystone'
   | 'octavia'
   | 'neutron'
-  | 'openssl';
+  | 'openssl'
+  | 'cluster';
 
 function problemOf(find: () => string): string | undefined {
   try {
@@ -55,6 +63,20 @@ const checks: Record<Component, () => string | undefined> = {
     which('openssl')
       ? undefined
       : 'openssl is not installed (the F5 emulator makes its certificate with it): apt-get install openssl',
+  cluster: () => {
+    const kube: KubeBinary[] = ['kubelet', 'kube-proxy', 'kube-controller-manager', 'kube-scheduler', 'kubectl'];
+    for (const name of kube) {
+      const problem = problemOf(() => findKubeBinary(name));
+      if (problem) return problem;
+    }
+    if (!which('containerd')) return 'containerd is not installed: apt-get install containerd';
+    if (!which('runc')) return 'runc is not installed: apt-get install runc';
+    if (!existsSync('/usr/lib/cni/bridge'))
+      return 'the CNI plugins are not installed: apt-get install containernetworking-plugins';
+    if (!which('iptables')) return 'iptables is not installed: apt-get install iptables';
+    if (process.getuid?.() !== 0) return 'a cluster needs root (cgroups, mounts, iptables)';
+    return undefined;
+  },
   netns: () => {
     if (!which('ip') && !existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip'))
       return 'iproute2 is not installed: apt-get install iproute2';

@@ -30,6 +30,14 @@ export interface ControlPlaneOptions {
   readonly users?: readonly ControlPlaneUser[];
   /** Service ClusterIP range handed to the apiserver; default `10.96.0.0/16`. */
   readonly serviceClusterIpRange?: string;
+  /**
+   * Address the apiserver binds to and advertises; default `127.0.0.1`. Any other address must
+   * already be on a local interface; the apiserver then also publishes it as the endpoint of the
+   * `kubernetes` Service, so that pods reach it (as in {@link startCluster}).
+   */
+  readonly bindAddress?: string;
+  /** Also authorize kubelets with the Node authorizer (`--authorization-mode=Node,RBAC`); default false. */
+  readonly nodeAuthorizer?: boolean;
   /** Receives one line per lifecycle step (start, ready, stop); default: silent. */
   readonly onLog?: (line: string) => void;
   /** How long to wait for etcd and the apiserver to become ready, in milliseconds; default 120000. */
@@ -48,6 +56,8 @@ export interface ControlPlane {
   readonly kubeConfigYaml: string;
   /** Directory holding the control plane's files; removed by {@link ControlPlane.stop}. */
   readonly dir: string;
+  /** The apiserver's serving certificate bundle (PEM), which also holds the CA that signed it. */
+  readonly caFile: string;
   /** A kubeconfig authenticating as one of the configured users (its static token). */
   kubeConfigFor(user: string): KubeConfig;
   /** The same kubeconfig as YAML. */
@@ -121,22 +131,29 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
     const adminToken = tokens.get(ADMIN);
     const certFile = join(dir, 'certs', 'apiserver.crt');
-    const port = await freePort();
-    const server = `https://127.0.0.1:${port}`;
+    const bindAddress = options.bindAddress ?? '127.0.0.1';
+    const loopback = bindAddress.startsWith('127.');
+    const port = await freePort(bindAddress);
+    const server = `https://${bindAddress}:${port}`;
     const apiserverArgs = [
       `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${bindAddress}`,
+      `--advertise-address=${bindAddress}`,
       `--secure-port=${port}`,
       `--cert-dir=${join(dir, 'certs')}`,
       '--service-account-issuer=https://kubernetes.default.svc',
       `--service-account-key-file=${join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
       `--token-auth-file=${join(dir, 'tokens.csv')}`,
-      '--authorization-mode=RBAC',
+      // As kubeadm's clusters: privileged containers (e.g. the KLB daemon's sysctl init container) are allowed.
+      '--allow-privileged=true',
+      // A kubelet (logs, exec) is reached at its node address, never through a DNS lookup of its name.
+      '--kubelet-preferred-address-types=InternalIP',
+      `--authorization-mode=${options.nodeAuthorizer ? 'Node,RBAC' : 'RBAC'}`,
       `--service-cluster-ip-range=${options.serviceClusterIpRange ?? '10.96.0.0/16'}`,
       '--service-node-port-range=30000-32767',
-      '--endpoint-reconciler-type=none',
+      // A loopback address is no valid endpoint: only a routable one is published.
+      `--endpoint-reconciler-type=${loopback ? 'none' : 'lease'}`,
       '--profiling=false',
       '--max-requests-inflight=1000',
       '--max-mutating-requests-inflight=500',
@@ -178,6 +195,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       server,
       version,
       dir,
+      caFile: certFile,
       kubeConfig: kubeConfigFor(ADMIN),
       kubeConfigYaml: kubeConfigFor(ADMIN).exportConfig(),
       kubeConfigFor,
@@ -206,7 +224,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   }
 }
 
-async function waitFor(
+/** Polls `check` until it is true; fails early when a process of `group` exited, or after `timeoutMs`. */
+export async function waitFor(
   what: string,
   timeoutMs: number,
   group: ProcessGroup,
@@ -222,7 +241,8 @@ async function waitFor(
   throw new Error(`${what} not ready after ${timeoutMs} ms\n${group.logTails()}`);
 }
 
-function sleep(ms: number): Promise<void> {
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 

@@ -3,7 +3,25 @@
  *
  * @packageDocumentation
  */
-export { ComponentMissingError, findEtcd, findKubeApiserver, KUBE_VERSION, klbCacheDir, which } from './binaries.js';
+export {
+  ComponentMissingError,
+  findEtcd,
+  findKubeApiserver,
+  findKubeBinary,
+  KUBE_VERSION,
+  type KubeBinary,
+  klbCacheDir,
+  which,
+} from './binaries.js';
+export {
+  CLUSTER_INTERFACE,
+  type Cluster,
+  ClusterBusyError,
+  ClusterError,
+  type ClusterOptions,
+  startCluster,
+} from './cluster/cluster.js';
+export { CLUSTER_HOST_SYSCTLS } from './cluster/host-sysctls.js';
 export { type Component, requireComponents } from './components.js';
 export {
   type ConformanceFaults,

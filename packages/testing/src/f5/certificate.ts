@@ -11,10 +11,10 @@ export interface SelfSignedCertificate {
 }
 
 /**
- * Generates a self-signed certificate for `127.0.0.1` and `localhost` with the `openssl` CLI in
- * `dir`, as a BIG-IP's default management certificate is self-signed.
+ * Generates a self-signed certificate for `127.0.0.1` and `localhost` (and `ip`, when given) with
+ * the `openssl` CLI in `dir`, as a BIG-IP's default management certificate is self-signed.
  */
-export function generateSelfSignedCertificate(dir: string): SelfSignedCertificate {
+export function generateSelfSignedCertificate(dir: string, ip?: string): SelfSignedCertificate {
   const keyFile = join(dir, 'mgmt.key');
   const certFile = join(dir, 'mgmt.crt');
   execFileSync(
@@ -32,7 +32,7 @@ export function generateSelfSignedCertificate(dir: string): SelfSignedCertificat
       '-subj',
       '/CN=localhost/O=KLB F5 emulator',
       '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      `subjectAltName=IP:127.0.0.1,DNS:localhost${ip && ip !== '127.0.0.1' ? `,IP:${ip}` : ''}`,
       '-addext',
       'basicConstraints=critical,CA:TRUE',
       '-keyout',

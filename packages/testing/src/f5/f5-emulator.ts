@@ -53,6 +53,11 @@ export interface F5EmulatorOptions {
   readonly as3SchemaPath?: string;
   /** How many reads of an AS3 task answer "in progress" before its result (default 1). */
   readonly as3TaskPolls?: number;
+  /**
+   * Address to listen on (default `127.0.0.1`), e.g. a test cluster's node address so that pods
+   * reach it; the certificate names it too.
+   */
+  readonly host?: string;
 }
 
 /** Everything the emulator holds, for tests to assert on. */
@@ -91,7 +96,7 @@ export interface F5EmulatorState {
 
 /** A running iControl REST emulator. */
 export interface F5Emulator {
-  /** Base URL, `https://127.0.0.1:<port>`. */
+  /** Base URL, `https://127.0.0.1:<port>` (or the `host` option's address). */
   readonly url: string;
   /** Host and port, `127.0.0.1:<port>` (what `F5_HOST` holds). */
   readonly host: string;
@@ -165,7 +170,8 @@ const selfBase = 'https://localhost/mgmt/tm/ltm';
  */
 export async function startF5Emulator(options: F5EmulatorOptions = {}): Promise<F5Emulator> {
   const dir = mkdtempSync(join(tmpdir(), 'klb-f5-'));
-  const certificate = generateSelfSignedCertificate(dir);
+  const address = options.host ?? '127.0.0.1';
+  const certificate = generateSelfSignedCertificate(dir, address);
   const clock = new EmulatorClock();
   const faults = new FaultInjector(options.seed ?? 1);
   faults.latencyMs = options.latencyMs ?? 0;
@@ -454,15 +460,15 @@ export async function startF5Emulator(options: F5EmulatorOptions = {}): Promise<
       res.end(JSON.stringify({ code: 500, message: String(err) }));
     });
   });
-  const port = await freePort();
+  const port = await freePort(address);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(port, address, () => resolve());
   });
 
   return {
-    url: `https://127.0.0.1:${port}`,
-    host: `127.0.0.1:${port}`,
+    url: `https://${address}:${port}`,
+    host: `${address}:${port}`,
     ca: certificate.cert,
     clock,
     faults,

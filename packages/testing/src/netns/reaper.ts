@@ -41,7 +41,8 @@ export function unregisterLab(id: string): void {
   live.delete(id);
 }
 
-function alive(pid: number): boolean {
+/** True when process `pid` exists (also when it belongs to another user). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,0 +1,3 @@
+module klb.local/echo
+
+go 1.22

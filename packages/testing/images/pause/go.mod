@@ -1,0 +1,3 @@
+module klb.local/pause
+
+go 1.22
