@@ -197,7 +197,7 @@ function referenceController(): LoadBalancerController {
   return new LoadBalancerController({
     kubeConfig: plane.kubeConfig,
     backend: new KeepalivedNginxBackend({ client: new KubeClient(plane.kubeConfig), namespace: 'klb-system' }),
-    allocator: new KubeIpam({ kubeConfig: plane.kubeConfig, namespace: 'klb-system', pools }),
+    allocator: new KubeIpam({ kubeConfig: plane.kubeConfig, namespace: 'klb-system', pools, singleWriter: true }),
     configMaps: true,
     ingress: { ingressClassName: 'klb' },
     workers: 8,

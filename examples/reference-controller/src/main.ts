@@ -89,7 +89,10 @@ async function main(argv: readonly string[]): Promise<void> {
     );
   }
   const registry = new Registry();
-  const allocator = pools && new KubeIpam({ kubeConfig, namespace: config.namespace, pools, registry, logger: log });
+  // Only the leader allocates (one replica without leader election): claims are confirmed from the watch.
+  const allocator =
+    pools &&
+    new KubeIpam({ kubeConfig, namespace: config.namespace, pools, registry, logger: log, singleWriter: true });
   const controller = new LoadBalancerController({
     kubeConfig,
     backend,

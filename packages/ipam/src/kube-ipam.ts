@@ -55,6 +55,14 @@ export interface KubeIpamOptions {
   readonly importConcurrency?: number;
   /** Page size of the list calls at start; default 1000. */
   readonly pageSize?: number;
+  /**
+   * This instance is the only one that allocates in `namespace` (the controller runs with leader
+   * election, or as one replica): an unchanged allocation is then confirmed from the watched
+   * claims, without reading them (a restart reads no claim one by one). Default false: each
+   * unchanged allocation re-reads its claims, which also catches a second active instance that
+   * changed them a moment ago.
+   */
+  readonly singleWriter?: boolean;
 }
 
 type ClaimOutcome = 'ok' | 'lost';
@@ -228,9 +236,9 @@ export class KubeIpam {
         path: this.#claimsPath(),
         logger: this.#log,
         ...(this.#options.pageSize ? { pageSize: this.#options.pageSize } : {}),
-        onEvent: (event) => void this.#serial(async () => this.#claimChanged(event)),
+        onEvent: (event) => this.#follow(() => this.#claimChanged(event)),
         onRelist: (all) =>
-          void this.#serial(async () => {
+          this.#follow(() => {
             const listed = new Set(all.map((c) => c.metadata.name));
             for (const [name, claim] of this.#cache) {
               if (!listed.has(name)) this.#claimChanged({ type: 'delete', claim });
@@ -287,6 +295,13 @@ export class KubeIpam {
       {},
       this.#options.pageSize,
       true,
+    );
+  }
+
+  /** Applies what the claim watch saw, in turn with the allocations; a claim memory cannot take is logged. */
+  #follow(apply: () => void): void {
+    void this.#serial(async () => apply()).catch((err: unknown) =>
+      this.#log.warn({ err: String(err) }, 'a watched AddressClaim could not be taken into memory'),
     );
   }
 
@@ -476,8 +491,8 @@ export class KubeIpam {
    * Re-reads the claims of `addresses` into memory; true when every one still lists `owner`.
    */
   async #confirm(owner: AllocationOwner, addresses: readonly string[]): Promise<boolean> {
-    // Memory follows the claims while the watch is live: nothing to read.
-    if (this.#claimWatch?.live) {
+    // The only writer's memory follows the claims while the watch is live: nothing to read.
+    if (this.#options.singleWriter && this.#claimWatch?.live) {
       return addresses.every((a) => this.#allocator.holders(a).some((h) => h.owner.uid === owner.uid));
     }
     let confirmed = true;
