@@ -4,7 +4,13 @@ import { IngressSource } from './ingress-source.js';
 import type { KubeClient } from './kube-client.js';
 import type { ConfigMapObject, IngressObject, ServiceObject } from './kube-types.js';
 import { l4FromService } from './service-source.js';
-import type { Dependencies, Draft, LoadBalancerSource, Outcome, SourceWorld } from './source.js';
+import type {
+  ClusterState,
+  LoadBalancerDependencies,
+  LoadBalancerDraft,
+  LoadBalancerSource,
+  ReconcileOutcome,
+} from './source.js';
 import { type IpFamily, loadBalancerId } from './spec.js';
 import { familyOf } from './targets.js';
 
@@ -55,7 +61,7 @@ export class ConfigMapSource implements LoadBalancerSource<ConfigMapObject> {
   }
 
   /** The target Service. */
-  references(cm: ConfigMapObject): Pick<Dependencies, 'services' | 'secrets'> {
+  references(cm: ConfigMapObject): Pick<LoadBalancerDependencies, 'services' | 'secrets'> {
     const target = cm.data?.[ConfigMapKeys.targetServiceName];
     const ns = cm.data?.[ConfigMapKeys.namespace] || cm.metadata?.namespace;
     const tls = cm.data?.[ConfigMapKeys.tlsSecret];
@@ -63,7 +69,7 @@ export class ConfigMapSource implements LoadBalancerSource<ConfigMapObject> {
   }
 
   /** Translates the ConfigMap: the target Service's ports, its targets, and any requested bind-ip. */
-  build(cm: ConfigMapObject, world: SourceWorld): Draft {
+  build(cm: ConfigMapObject, world: ClusterState): LoadBalancerDraft {
     const ns = cm.metadata?.namespace ?? '';
     const name = cm.metadata?.name ?? '';
     const data = cm.data ?? {};
@@ -136,7 +142,7 @@ export class ConfigMapSource implements LoadBalancerSource<ConfigMapObject> {
    * redirecting) routing `host`/`path` to the target Service's first port — built as the
    * equivalent Ingress in the target Service's namespace, so both follow the same rules.
    */
-  #buildHttp(cm: ConfigMapObject, service: ServiceObject, world: SourceWorld, requested: string[]): Draft {
+  #buildHttp(cm: ConfigMapObject, service: ServiceObject, world: ClusterState, requested: string[]): LoadBalancerDraft {
     const data = cm.data ?? {};
     const port = service.spec?.ports?.[0];
     const backend = { service: { name: service.metadata?.name ?? '', port: { number: port?.port ?? 0 } } };
@@ -189,7 +195,7 @@ export class ConfigMapSource implements LoadBalancerSource<ConfigMapObject> {
   }
 
   /** Writes `data.bind-ip` and `data.status` when they changed. */
-  async writeOutcome(client: KubeClient, cm: ConfigMapObject, outcome: Outcome): Promise<boolean> {
+  async writeOutcome(client: KubeClient, cm: ConfigMapObject, outcome: ReconcileOutcome): Promise<boolean> {
     const data = cm.data ?? {};
     const bindIp = outcome.ok ? (outcome.status.ingress[0]?.ip ?? '') : (data[ConfigMapKeys.bindIp] ?? '');
     const status = outcome.ok ? 'SUCCESS' : `ERROR : ${outcome.message.replace(/\s+/g, ' ').slice(0, 512)}`;

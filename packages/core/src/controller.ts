@@ -17,7 +17,7 @@ import { type LeaderElectionOptions, LeaderElector } from './leader-election.js'
 import { type Logger, silentLogger } from './logger.js';
 import { ControllerMetrics } from './metrics.js';
 import { ServiceSource, type ServiceSourceOptions } from './service-source.js';
-import type { Dependencies, LoadBalancerSource, Outcome, SourceWorld } from './source.js';
+import type { ClusterState, LoadBalancerDependencies, LoadBalancerSource, ReconcileOutcome } from './source.js';
 import { type LoadBalancerRef, type LoadBalancerSpec, parseLoadBalancerId, type SourceKind } from './spec.js';
 import { nodeTargetFingerprint, serviceEndpoints } from './targets.js';
 import { WorkQueue } from './work-queue.js';
@@ -64,7 +64,7 @@ export interface LoadBalancerControllerOptions {
 interface Known {
   ref: LoadBalancerRef;
   owner: AddressOwner;
-  deps: Dependencies;
+  deps: LoadBalancerDependencies;
   specHash: string;
   /** The data-plane problem last reported for it, so that its Warning event is recorded once. */
   problem: string | undefined;
@@ -95,8 +95,8 @@ export class LoadBalancerController {
   readonly #secrets: Informer<SecretObject> | undefined;
   readonly #slicesByService = new Map<string, Set<string>>();
   readonly #known = new Map<string, Known>();
-  /** Dependencies of keys not (yet) ensured, e.g. a ConfigMap whose Service does not exist yet. */
-  readonly #pendingDeps = new Map<string, Dependencies>();
+  /** LoadBalancerDependencies of keys not (yet) ensured, e.g. a ConfigMap whose Service does not exist yet. */
+  readonly #pendingDeps = new Map<string, LoadBalancerDependencies>();
   readonly #orphans = new Set<string>();
   /**
    * The resourceVersion each key had when KLB dropped its finalizer, until the informer shows a
@@ -490,7 +490,7 @@ export class LoadBalancerController {
     this.#pendingDeps.delete(key);
     this.#orphans.delete(key);
     this.metrics.managed.set({ backend: this.#backend.name }, this.#known.size);
-    const outcome: Outcome = problem ? { ok: false, ...problem } : { ok: true, status };
+    const outcome: ReconcileOutcome = problem ? { ok: false, ...problem } : { ok: true, status };
     const wrote = await source.writeOutcome(this.#client, finalized, outcome);
     if (problem) {
       if (previous ? problem.message !== previous.problem : wrote) {
@@ -625,17 +625,17 @@ export class LoadBalancerController {
     this.metrics.managed.set({ backend: this.#backend.name }, this.#known.size);
   }
 
-  #trackDependencies(key: string, deps: Dependencies): void {
+  #trackDependencies(key: string, deps: LoadBalancerDependencies): void {
     const known = this.#known.get(key);
     if (known) known.deps = deps;
     else this.#pendingDeps.set(key, deps);
   }
 
-  #depsOf(key: string): Dependencies | undefined {
+  #depsOf(key: string): LoadBalancerDependencies | undefined {
     return this.#known.get(key)?.deps ?? this.#pendingDeps.get(key);
   }
 
-  #world(): SourceWorld {
+  #world(): ClusterState {
     return {
       service: (ns, name) => this.#services.get(`${ns}/${name}`),
       nodes: () => this.#nodes.list(),
@@ -652,7 +652,7 @@ export class LoadBalancerController {
   }
 
   /** Keys whose load balancers depend on `predicate`. */
-  #enqueueDependents(predicate: (deps: Dependencies) => boolean): void {
+  #enqueueDependents(predicate: (deps: LoadBalancerDependencies) => boolean): void {
     const keys = new Set([...this.#known.keys(), ...this.#pendingDeps.keys()]);
     for (const key of keys) {
       const deps = this.#depsOf(key);

@@ -67,12 +67,12 @@ export { type Logger, silentLogger } from './logger.js';
 export { ControllerMetrics } from './metrics.js';
 export { SERVICE_CONDITION, ServiceSource, type ServiceSourceOptions } from './service-source.js';
 export type {
-  Dependencies,
-  Draft,
+  ClusterState,
   FailureOutcome,
+  LoadBalancerDependencies,
+  LoadBalancerDraft,
   LoadBalancerSource,
-  Outcome,
-  SourceWorld,
+  ReconcileOutcome,
   SuccessOutcome,
 } from './source.js';
 export {

@@ -5,7 +5,13 @@ import { TerminalError } from './errors.js';
 import type { KubeClient } from './kube-client.js';
 import type { IngressBackend, IngressObject } from './kube-types.js';
 import { statusIngress } from './service-source.js';
-import type { Dependencies, Draft, LoadBalancerSource, Outcome, SourceWorld } from './source.js';
+import type {
+  ClusterState,
+  LoadBalancerDependencies,
+  LoadBalancerDraft,
+  LoadBalancerSource,
+  ReconcileOutcome,
+} from './source.js';
 import {
   type HttpRoute,
   type IpFamily,
@@ -60,7 +66,7 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
   }
 
   /** The backend Services and TLS Secrets. */
-  references(ing: IngressObject): Pick<Dependencies, 'services' | 'secrets'> {
+  references(ing: IngressObject): Pick<LoadBalancerDependencies, 'services' | 'secrets'> {
     const ns = ing.metadata?.namespace ?? '';
     const backends = [
       ing.spec?.defaultBackend,
@@ -73,7 +79,7 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
   }
 
   /** Translates the Ingress. */
-  build(ing: IngressObject, world: SourceWorld): Draft {
+  build(ing: IngressObject, world: ClusterState): LoadBalancerDraft {
     const ns = ing.metadata?.namespace ?? '';
     const name = ing.metadata?.name ?? '';
     const caps = world.capabilities;
@@ -255,7 +261,7 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
   }
 
   /** Writes `status.loadBalancer.ingress` when it changed (errors go to events only). */
-  async writeOutcome(client: KubeClient, ing: IngressObject, outcome: Outcome): Promise<boolean> {
+  async writeOutcome(client: KubeClient, ing: IngressObject, outcome: ReconcileOutcome): Promise<boolean> {
     if (!outcome.ok) return false;
     const ingress = statusIngress(outcome.status);
     if (isDeepStrictEqual(ing.status?.loadBalancer?.ingress ?? [], ingress)) return false;

@@ -3,7 +3,13 @@ import { Annotations, klbAnnotations, parseAddresses, parseCidrs, parseOptions, 
 import { TerminalError } from './errors.js';
 import type { KubeClient } from './kube-client.js';
 import type { ServiceObject } from './kube-types.js';
-import type { Dependencies, Draft, LoadBalancerSource, Outcome, SourceWorld } from './source.js';
+import type {
+  ClusterState,
+  LoadBalancerDependencies,
+  LoadBalancerDraft,
+  LoadBalancerSource,
+  ReconcileOutcome,
+} from './source.js';
 import {
   type HealthCheck,
   type IpFamily,
@@ -38,7 +44,7 @@ const DEFAULT_HEALTH: Omit<HealthCheck, 'type'> = {
  */
 export function l4FromService(
   service: ServiceObject,
-  world: SourceWorld,
+  world: ClusterState,
   families: readonly IpFamily[],
 ): { listeners: Listener[]; upstreams: Upstream[]; usesNodes: boolean; usesEndpoints: boolean } {
   const ns = service.metadata?.namespace ?? '';
@@ -142,12 +148,12 @@ export class ServiceSource implements LoadBalancerSource<ServiceObject> {
   }
 
   /** A Service refers to nothing else. */
-  references(): Pick<Dependencies, 'services' | 'secrets'> {
+  references(): Pick<LoadBalancerDependencies, 'services' | 'secrets'> {
     return { services: [], secrets: [] };
   }
 
   /** Translates the Service. */
-  build(svc: ServiceObject, world: SourceWorld): Draft {
+  build(svc: ServiceObject, world: ClusterState): LoadBalancerDraft {
     const ns = svc.metadata?.namespace ?? '';
     const name = svc.metadata?.name ?? '';
     const annotations = svc.metadata?.annotations ?? {};
@@ -226,7 +232,7 @@ export class ServiceSource implements LoadBalancerSource<ServiceObject> {
   }
 
   /** Writes `status.loadBalancer.ingress` and the `klb.io/LoadBalancerReady` condition when they changed. */
-  async writeOutcome(client: KubeClient, svc: ServiceObject, outcome: Outcome): Promise<boolean> {
+  async writeOutcome(client: KubeClient, svc: ServiceObject, outcome: ReconcileOutcome): Promise<boolean> {
     const current = svc.status ?? {};
     const ingress = outcome.ok ? statusIngress(outcome.status, true) : (current.loadBalancer?.ingress ?? []);
     const condition = outcome.ok

@@ -6,7 +6,7 @@ import type { LoadBalancerSpec, LoadBalancerStatus, SourceKind } from './spec.js
 import type { ServiceEndpoint } from './targets.js';
 
 /** Read-only views of the informer caches that sources translate against. */
-export interface SourceWorld {
+export interface ClusterState {
   /** A Service by namespace and name. */
   service(namespace: string, name: string): ServiceObject | undefined;
   /** All nodes. */
@@ -22,7 +22,7 @@ export interface SourceWorld {
 }
 
 /** What a load balancer's targets depend on, so that only affected load balancers are re-reconciled. */
-export interface Dependencies {
+export interface LoadBalancerDependencies {
   /** Services (`namespace/name`) whose spec the load balancer is built from. */
   readonly services: readonly string[];
   /** Services (`namespace/name`) whose endpoints decide the targets. */
@@ -34,13 +34,13 @@ export interface Dependencies {
 }
 
 /** A translated object: the spec without addresses, the address request and the dependencies. */
-export interface Draft {
+export interface LoadBalancerDraft {
   /** The spec; `addresses` is filled in by the engine. */
   readonly spec: Omit<LoadBalancerSpec, 'addresses'>;
   /** What to ask the address allocator. */
   readonly request: AddressRequest;
   /** What the load balancer depends on. */
-  readonly dependencies: Dependencies;
+  readonly dependencies: LoadBalancerDependencies;
 }
 
 /** A reconcile that realised the load balancer. */
@@ -66,11 +66,11 @@ export interface FailureOutcome {
 }
 
 /** How a reconcile ended, for the source to write back to the object. */
-export type Outcome = SuccessOutcome | FailureOutcome;
+export type ReconcileOutcome = SuccessOutcome | FailureOutcome;
 
 /**
  * A kind of Kubernetes object that declares load balancers: which objects it owns, how they
- * translate to a {@link Draft}, and how the outcome is written back.
+ * translate to a {@link LoadBalancerDraft}, and how the outcome is written back.
  */
 export interface LoadBalancerSource<T extends KubeObject = KubeObject> {
   /** The kind. */
@@ -84,11 +84,11 @@ export interface LoadBalancerSource<T extends KubeObject = KubeObject> {
   /** Whether KLB should realise a load balancer for this object. */
   wants(obj: T): boolean;
   /** The Services and Secrets the object refers to, read without validating it. */
-  references(obj: T): Pick<Dependencies, 'services' | 'secrets'>;
+  references(obj: T): Pick<LoadBalancerDependencies, 'services' | 'secrets'>;
   /** Translates the object; throws TerminalError when it is invalid. */
-  build(obj: T, world: SourceWorld): Draft;
+  build(obj: T, world: ClusterState): LoadBalancerDraft;
   /** Writes the outcome back to the object if it differs from what is there; returns whether it wrote. */
-  writeOutcome(client: KubeClient, obj: T, outcome: Outcome): Promise<boolean>;
+  writeOutcome(client: KubeClient, obj: T, outcome: ReconcileOutcome): Promise<boolean>;
   /** Clears what KLB wrote (the object is no longer KLB's); returns whether it wrote. */
   clearOutcome(client: KubeClient, obj: T): Promise<boolean>;
 }
