@@ -174,7 +174,7 @@ it('publishes one labelled Secret per load balancer, TLS key inside, readable by
   // What the daemon renders from it.
   const rendered = renderNginxConfig(configs, { tlsDir: '/run/klb/tls', runDir: '/run/klb' });
   assert.is(rendered.rejected.size, 0);
-  assert.match(rendered.config, 'listen 192.0.2.10:443 ssl default_server;');
+  assert.match(rendered.config, 'listen 192.0.2.10:443 ssl http2 default_server;');
   // No ConfigMap carries the key.
   const { items } = await client().list<DaemonConfigObject>(`/api/v1/namespaces/${ns}/configmaps`);
   assert.not.ok(items.some((cm) => JSON.stringify(cm.data ?? {}).includes('PRIVATE KEY')));
