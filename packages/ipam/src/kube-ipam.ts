@@ -230,25 +230,8 @@ export class KubeIpam {
     // Claims whose holders are gone.
     const orphans = claims.filter((c) => c.spec.holders.some((h) => this.#kinds.has(h.kind) && !liveByUid.has(h.uid)));
     await mapLimit(orphans, concurrency, (claim) => this.#reclaim(claim));
-    this.#claimWatch = new ClaimWatch(
-      {
-        kubeConfig: this.#options.kubeConfig,
-        path: this.#claimsPath(),
-        logger: this.#log,
-        ...(this.#options.pageSize ? { pageSize: this.#options.pageSize } : {}),
-        onEvent: (event) => this.#follow(() => this.#claimChanged(event)),
-        onRelist: (all) =>
-          this.#follow(() => {
-            const listed = new Set(all.map((c) => c.metadata.name));
-            for (const [name, claim] of this.#cache) {
-              if (!listed.has(name)) this.#claimChanged({ type: 'delete', claim });
-            }
-            for (const claim of all) this.#claimChanged({ type: 'upsert', claim });
-          }),
-      },
-      resourceVersion,
-    );
-    this.#claimWatch.start();
+    // The only writer keeps its memory current by watching; other instances re-read claims instead.
+    if (this.#options.singleWriter) this.#startClaimWatch(resourceVersion);
     this.#ready = true;
     this.#log.info(
       {
@@ -296,6 +279,29 @@ export class KubeIpam {
       this.#options.pageSize,
       true,
     );
+  }
+
+  /** Follows the claims from `resourceVersion` on (see {@link KubeIpamOptions.singleWriter}). */
+  #startClaimWatch(resourceVersion: string): void {
+    this.#claimWatch = new ClaimWatch(
+      {
+        kubeConfig: this.#options.kubeConfig,
+        path: this.#claimsPath(),
+        logger: this.#log,
+        ...(this.#options.pageSize ? { pageSize: this.#options.pageSize } : {}),
+        onEvent: (event) => this.#follow(() => this.#claimChanged(event)),
+        onRelist: (all) =>
+          this.#follow(() => {
+            const listed = new Set(all.map((c) => c.metadata.name));
+            for (const [name, claim] of this.#cache) {
+              if (!listed.has(name)) this.#claimChanged({ type: 'delete', claim });
+            }
+            for (const claim of all) this.#claimChanged({ type: 'upsert', claim });
+          }),
+      },
+      resourceVersion,
+    );
+    this.#claimWatch.start();
   }
 
   /** Applies what the claim watch saw, in turn with the allocations; a claim memory cannot take is logged. */
@@ -492,7 +498,7 @@ export class KubeIpam {
    */
   async #confirm(owner: AllocationOwner, addresses: readonly string[]): Promise<boolean> {
     // The only writer's memory follows the claims while the watch is live: nothing to read.
-    if (this.#options.singleWriter && this.#claimWatch?.live) {
+    if (this.#claimWatch?.live) {
       return addresses.every((a) => this.#allocator.holders(a).some((h) => h.owner.uid === owner.uid));
     }
     let confirmed = true;

@@ -352,9 +352,10 @@ it('an instance with stale memory re-checks the claim instead of returning a re-
   const recorded = await claimMap(ns);
   assert.equal(recorded.get(x[0] as string), [second.uid]);
   assert.equal(recorded.get(again.addresses[0] as string), [first.uid]);
-  // Releasing `third` through b frees its address whether or not b's watch has told it yet.
+  // b never learns that `third` holds an address; releasing `third` through b still frees it.
   const third = ownerOf(await service(ns, 'third'));
   const y = (await a.allocate(third)).addresses[0] as string;
+  assert.is(b.get(third), undefined);
   await b.release(third);
   assert.not.ok((await claimMap(ns)).has(y));
 });
