@@ -64,9 +64,12 @@ export interface LoadBalancerBackend {
   list(ctx: BackendContext): Promise<LoadBalancerRef[]>;
   /**
    * For backends whose realised state changes on its own (e.g. node daemons reporting which node
-   * holds a VIP): start watching and call `notify` with the ref of every load balancer whose
-   * status may have changed, so the engine reconciles it again. Returns a function that stops
-   * watching.
+   * holds a VIP, or refusing a config): start watching and call `notify` with the ref of every
+   * load balancer whose status may have changed, so the engine reconciles it again. Returns a
+   * function that stops watching. The engine calls it while it leads, calls it again with backoff
+   * when it rejects, and stops it when leadership ends; a watch that breaks after it started must
+   * recover by itself (as an informer does). Report a data plane that refused what `ensure`
+   * published with {@link LoadBalancerStatus.problem}.
    */
   watch?(notify: (ref: LoadBalancerRef) => void, ctx: BackendContext): Promise<() => void>;
   /** Releases held resources (sessions, tokens, timers) on shutdown. */
