@@ -286,7 +286,8 @@ it('while one load balancer is PENDING_UPDATE, ensure requeues it and others kee
   assert.is((conflict as { code: string }).code, 'OCTAVIA_IMMUTABLE');
   // Only the slow one is held: another Service converges once the provider works again, while
   // the slow load balancer is given a long provisioning time.
-  await os().provider.setLoadBalancerDelay(slowName, 3);
+  // Long enough that the other converges first even on a loaded machine (the check is of order, not speed).
+  await os().provider.setLoadBalancerDelay(slowName, 20);
   await os().provider.pause(false);
   const other = specFor('fast', [80]);
   await converge(backend, other);
