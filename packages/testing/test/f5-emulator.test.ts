@@ -309,6 +309,104 @@ it('monitors: tcp/http/https with defaults; a monitor used by a pool cannot be d
   assert.is(inUse.body.message, '01070083:3: Monitor /klb/hm is in use.');
 });
 
+it('source-addr persistence: created from /Common/source_addr with its own timeout (a string), modified, deleted', async () => {
+  const created = await call('POST', '/mgmt/tm/ltm/persistence/source-addr', {
+    name: 'sticky',
+    partition: 'klb',
+    defaultsFrom: '/Common/source_addr',
+    timeout: '600',
+  });
+  assert.is(created.status, 200);
+  assert.is(created.body.kind, 'tm:ltm:persistence:source-addr:source-addrstate');
+  assert.is(created.body.fullPath, '/klb/sticky');
+  assert.is(created.body.timeout, '600');
+  assert.is(created.body.matchAcrossPools, 'disabled', 'inherited from the parent');
+  const inherited = await call('POST', '/mgmt/tm/ltm/persistence/source-addr', { name: 'plain', partition: 'klb' });
+  assert.is(inherited.body.defaultsFrom, '/Common/source_addr');
+  assert.is(inherited.body.timeout, '180', "the stock profile's timeout");
+  const duplicate = await call('POST', '/mgmt/tm/ltm/persistence/source-addr', { name: 'sticky', partition: 'klb' });
+  assert.is(duplicate.status, 409);
+  assert.is(
+    duplicate.body.message,
+    '01020066:3: The requested Persistence Profile (/klb/sticky) already exists in partition klb.',
+  );
+  const noParent = await call('POST', '/mgmt/tm/ltm/persistence/source-addr', {
+    name: 'orphan',
+    partition: 'klb',
+    defaultsFrom: '/Common/nothing',
+  });
+  assert.is(noParent.status, 404);
+  const badTimeout = await call('PATCH', '/mgmt/tm/ltm/persistence/source-addr/~klb~sticky', { timeout: 'soon' });
+  assert.is(badTimeout.status, 400);
+  const modified = await call('PATCH', '/mgmt/tm/ltm/persistence/source-addr/~klb~sticky', { timeout: 30 });
+  assert.is(modified.body.timeout, '30');
+  const listed = await call('GET', '/mgmt/tm/ltm/persistence/source-addr?$filter=partition%20eq%20klb');
+  assert.is(listed.body.kind, 'tm:ltm:persistence:source-addr:source-addrcollectionstate');
+  assert.equal((listed.body.items as { name: string }[]).map((p) => p.name).sort(), ['plain', 'sticky']);
+  assert.is((await call('DELETE', '/mgmt/tm/ltm/persistence/source-addr/~klb~plain')).status, 200);
+  assert.is((await call('GET', '/mgmt/tm/ltm/persistence/source-addr/~klb~plain')).status, 404);
+});
+
+it('persist on a virtual: the profile must exist, and cannot be deleted while a virtual references it', async () => {
+  await call('POST', '/mgmt/tm/ltm/pool', { name: 'pp', partition: 'klb' });
+  const missing = await call('POST', '/mgmt/tm/ltm/virtual', {
+    name: 'pv',
+    partition: 'klb',
+    destination: '/klb/10.1.5.1:80',
+    pool: '/klb/pp',
+    persist: [{ name: 'ghost', partition: 'klb', tmDefault: 'yes' }],
+  });
+  assert.is(missing.status, 404);
+  assert.is(missing.body.message, '01020036:3: The requested Persistence Profile (/klb/ghost) was not found.');
+  const vs = await call('POST', '/mgmt/tm/ltm/virtual', {
+    name: 'pv',
+    partition: 'klb',
+    destination: '/klb/10.1.5.1:80',
+    pool: '/klb/pp',
+    persist: [{ name: 'sticky', partition: 'klb', tmDefault: 'yes' }],
+  });
+  assert.is(vs.status, 200);
+  const persist = vs.body.persist as Record<string, unknown>[];
+  assert.equal(
+    persist.map((p) => [p.name, p.partition, p.tmDefault]),
+    [['sticky', 'klb', 'yes']],
+  );
+  const stock = await call('POST', '/mgmt/tm/ltm/virtual', {
+    name: 'pv2',
+    partition: 'klb',
+    destination: '/klb/10.1.5.2:80',
+    persist: [{ name: '/Common/source_addr' }],
+  });
+  assert.equal(
+    (stock.body.persist as Record<string, unknown>[]).map((p) => [p.name, p.partition]),
+    [['source_addr', 'Common']],
+  );
+  const inUse = await call('DELETE', '/mgmt/tm/ltm/persistence/source-addr/~klb~sticky');
+  assert.is(inUse.status, 400);
+  assert.is(
+    inUse.body.message,
+    '01070265:3: The Persistence Profile (/klb/sticky) cannot be deleted because it is in use by a virtual server (/klb/pv).',
+  );
+  // Detach and delete in one transaction, in that order: allowed. The reverse order fails.
+  const reversed = String((await call('POST', '/mgmt/tm/transaction', {})).body.transId);
+  const r = { 'X-F5-REST-Coordination-Id': reversed };
+  await call('DELETE', '/mgmt/tm/ltm/persistence/source-addr/~klb~sticky', undefined, r);
+  await call('PATCH', '/mgmt/tm/ltm/virtual/~klb~pv', { persist: [] }, r);
+  const failed = await call('PATCH', `/mgmt/tm/transaction/${reversed}`, { state: 'VALIDATING' });
+  assert.is(failed.body.state, 'FAILED');
+  assert.match(String(failed.body.failureReason), 'is in use by a virtual server (/klb/pv)');
+  const ordered = String((await call('POST', '/mgmt/tm/transaction', {})).body.transId);
+  const h = { 'X-F5-REST-Coordination-Id': ordered };
+  await call('PATCH', '/mgmt/tm/ltm/virtual/~klb~pv', { persist: [] }, h);
+  await call('DELETE', '/mgmt/tm/ltm/persistence/source-addr/~klb~sticky', undefined, h);
+  assert.is((await call('PATCH', `/mgmt/tm/transaction/${ordered}`, { state: 'VALIDATING' })).body.state, 'COMPLETED');
+  assert.equal((await call('GET', '/mgmt/tm/ltm/virtual/~klb~pv')).body.persist, []);
+  assert.not.ok(f5.state().persistence.sourceAddr.some((p) => p.fullPath === '/klb/sticky'));
+  await call('DELETE', '/mgmt/tm/ltm/virtual/~klb~pv');
+  await call('DELETE', '/mgmt/tm/ltm/virtual/~klb~pv2');
+  await call('DELETE', '/mgmt/tm/ltm/pool/~klb~pp');
+});
+
 it('unknown partition and unregistered paths', async () => {
   const noPartition = await call('POST', '/mgmt/tm/ltm/pool', { name: 'x', partition: 'nope' });
   assert.is(noPartition.status, 404);

@@ -79,6 +79,11 @@ export interface F5EmulatorState {
     /** HTTPS monitors. */
     readonly https: LtmObject[];
   };
+  /** Persistence profiles by type (the stock `/Common/source_addr` is not listed). */
+  readonly persistence: {
+    /** Source-address affinity profiles (`/mgmt/tm/ltm/persistence/source-addr`). */
+    readonly sourceAddr: LtmObject[];
+  };
   /** Number of active tokens (all users). */
   readonly activeTokens: number;
   /** AS3 declarations by tenant (applications by name), as declared. */
@@ -165,8 +170,8 @@ const selfBase = 'https://localhost/mgmt/tm/ltm';
  * Starts an F5 BIG-IP iControl REST emulator on 127.0.0.1 (HTTPS with a self-signed certificate
  * made by `openssl` in a temporary directory). It follows F5's documented behaviour (see
  * `F5-ICONTROL.md`): token auth with the 100-token cap, LTM virtuals, virtual addresses, pools,
- * members, nodes and tcp/http/https monitors with F5's referential rules and error bodies,
- * transactions, and fault injection.
+ * members, nodes, tcp/http/https monitors and source-address persistence profiles with F5's
+ * referential rules and error bodies, transactions, and fault injection.
  */
 export async function startF5Emulator(options: F5EmulatorOptions = {}): Promise<F5Emulator> {
   const dir = mkdtempSync(join(tmpdir(), 'klb-f5-'));
@@ -226,8 +231,8 @@ export async function startF5Emulator(options: F5EmulatorOptions = {}): Promise<
     const rest = path.slice('/mgmt/tm/ltm/'.length).split('/').filter(Boolean);
     let collection: string;
     let segments: string[];
-    if (rest[0] === 'monitor') {
-      collection = `monitor/${rest[1] ?? ''}`;
+    if (rest[0] === 'monitor' || rest[0] === 'persistence') {
+      collection = `${rest[0]}/${rest[1] ?? ''}`;
       segments = rest.slice(2);
     } else {
       collection = rest[0] ?? '';
@@ -481,6 +486,7 @@ export async function startF5Emulator(options: F5EmulatorOptions = {}): Promise<
         pools,
         nodes: db.list('node'),
         monitors: { tcp: db.list('monitor/tcp'), http: db.list('monitor/http'), https: db.list('monitor/https') },
+        persistence: { sourceAddr: db.list('persistence/source-addr') },
         activeTokens: tokens.activeCount(),
         as3: as3.tenants(),
         transactions: transactions

@@ -10,13 +10,15 @@ export type LtmCollection =
   | 'node'
   | 'monitor/tcp'
   | 'monitor/http'
-  | 'monitor/https';
+  | 'monitor/https'
+  | 'persistence/source-addr';
 
 /** All collections, in dependency order (what others refer to first). */
 export const ltmCollections: readonly LtmCollection[] = [
   'monitor/tcp',
   'monitor/http',
   'monitor/https',
+  'persistence/source-addr',
   'node',
   'pool',
   'virtual-address',
@@ -49,6 +51,7 @@ const labels: Record<LtmCollection, string> = {
   'monitor/tcp': 'Monitor',
   'monitor/http': 'Monitor',
   'monitor/https': 'Monitor',
+  'persistence/source-addr': 'Persistence Profile',
 };
 
 const builtinMonitors: Record<string, LtmCollection> = {
@@ -56,6 +59,40 @@ const builtinMonitors: Record<string, LtmCollection> = {
   '/Common/http': 'monitor/http',
   '/Common/https': 'monitor/https',
 };
+
+/**
+ * The stock persistence profiles, with the values the REST API reports for them (BIG-IP
+ * 14.1: `timeout "180"`, flags as `enabled`/`disabled`). Only source-address affinity is
+ * emulated.
+ */
+const builtinPersistence: Record<string, { collection: LtmCollection; values: Record<string, unknown> }> = {
+  '/Common/source_addr': {
+    collection: 'persistence/source-addr',
+    values: {
+      hashAlgorithm: 'default',
+      mapProxies: 'enabled',
+      mask: 'none',
+      matchAcrossPools: 'disabled',
+      matchAcrossServices: 'disabled',
+      matchAcrossVirtuals: 'disabled',
+      mirror: 'disabled',
+      overrideConnectionLimit: 'disabled',
+      timeout: '180',
+    },
+  },
+};
+
+/** Source-address persistence properties a child profile inherits from its parent. */
+const persistenceProperties = Object.keys(builtinPersistence['/Common/source_addr']?.values ?? {});
+
+const enabledFlags = [
+  'mapProxies',
+  'matchAcrossPools',
+  'matchAcrossServices',
+  'matchAcrossVirtuals',
+  'mirror',
+  'overrideConnectionLimit',
+];
 
 const builtinProfiles = new Set([
   '/Common/tcp',
@@ -116,6 +153,8 @@ function monitorReferences(expression: unknown, partition: string): string[] {
     .map((t) => absolutePath(t, partition));
 }
 
+const selfBase = 'https://localhost/mgmt/tm/ltm';
+
 function copy<T>(value: T): T {
   return structuredClone(value);
 }
@@ -170,6 +209,19 @@ export class LtmDatabase {
     if (!this.#partitions.has(partition)) throw notFound('folder', `/${partition}`);
   }
 
+  /** The persistence collection of a stock or stored profile, undefined when none exists there. */
+  #persistenceCollection(fullPath: string): LtmCollection | undefined {
+    const builtin = builtinPersistence[fullPath];
+    if (builtin) return builtin.collection;
+    return (['persistence/source-addr'] as const).find((c) => this.#map(c).has(fullPath));
+  }
+
+  /** Full paths of the persistence profiles a virtual references. */
+  #persistPaths(virtual: LtmObject): string[] {
+    const list = Array.isArray(virtual.persist) ? (virtual.persist as LtmObject[]) : [];
+    return list.map((p) => `/${p.partition}/${p.name}`);
+  }
+
   #monitorExists(fullPath: string): boolean {
     if (builtinMonitors[fullPath]) return true;
     return ['monitor/tcp', 'monitor/http', 'monitor/https'].some((c) => this.#map(c as LtmCollection).has(fullPath));
@@ -204,11 +256,18 @@ export class LtmDatabase {
     const subPath = typeof body.subPath === 'string' ? body.subPath : undefined;
     this.#requirePartition(partition);
     const fullPath = joinFullPath(partition, name, subPath);
-    if (this.#map(collection).has(fullPath) || (collection.startsWith('monitor/') && this.#monitorExists(fullPath))) {
+    if (
+      this.#map(collection).has(fullPath) ||
+      (collection.startsWith('monitor/') && this.#monitorExists(fullPath)) ||
+      (collection.startsWith('persistence/') && this.#persistenceCollection(fullPath) !== undefined)
+    ) {
       throw alreadyExists(labels[collection], fullPath, partition);
     }
     const { members, ...rest } = body;
-    const obj: LtmObject = { ...this.#defaults(collection, partition), ...rest, name, partition, fullPath };
+    const defaults = collection.startsWith('persistence/')
+      ? this.#inherited(body.defaultsFrom, partition)
+      : this.#defaults(collection, partition);
+    const obj: LtmObject = { ...defaults, ...rest, name, partition, fullPath };
     if (subPath !== undefined) obj.subPath = subPath;
     this.#validate(collection, obj, undefined);
     obj.generation = this.#nextGeneration();
@@ -273,6 +332,22 @@ export class LtmDatabase {
         if (monitorReferences(pool.monitor, pool.partition).includes(fullPath)) {
           throw mcpError(400, `01070083:3: Monitor ${fullPath} is in use.`);
         }
+      }
+    }
+    if (collection.startsWith('persistence/')) {
+      const user = [...this.#map('virtual').values()].find((v) => this.#persistPaths(v).includes(fullPath));
+      if (user) {
+        throw mcpError(
+          400,
+          `01070265:3: The Persistence Profile (${fullPath}) cannot be deleted because it is in use by a virtual server (${user.fullPath}).`,
+        );
+      }
+      const child = [...this.#map(collection).values()].find((p) => p.defaultsFrom === fullPath);
+      if (child) {
+        throw mcpError(
+          400,
+          `01070265:3: The Persistence Profile (${fullPath}) cannot be deleted because it is in use by a persistence profile (${child.fullPath}).`,
+        );
       }
     }
     if (collection === 'virtual-address') {
@@ -398,11 +473,88 @@ export class LtmDatabase {
         return { session: 'user-enabled', state: 'unchecked', ratio: 1, monitor: 'default' };
       case 'virtual-address':
         return { autoDelete: 'true', enabled: 'yes', arp: 'enabled', mask: '255.255.255.255' };
+      case 'persistence/source-addr':
+        return this.#inherited(undefined, partition);
       default: {
         const type = collection.slice('monitor/'.length);
         return { defaultsFrom: `/Common/${type}`, interval: 5, timeout: 16, destination: '*:*', partition };
       }
     }
+  }
+
+  /**
+   * What a new persistence profile starts from: its parent's values (`defaultsFrom`, default
+   * the stock `/Common/source_addr`). An unknown parent is refused by validation.
+   */
+  #inherited(defaultsFrom: unknown, partition: string): Record<string, unknown> {
+    const parent = absolutePath(typeof defaultsFrom === 'string' ? defaultsFrom : '/Common/source_addr', partition);
+    const builtin = builtinPersistence[parent];
+    const stored = this.#map('persistence/source-addr').get(parent);
+    const values = builtin
+      ? builtin.values
+      : Object.fromEntries(persistenceProperties.filter((k) => stored?.[k] !== undefined).map((k) => [k, stored?.[k]]));
+    return { ...values, defaultsFrom: parent };
+  }
+
+  #validatePersistence(collection: LtmCollection, obj: LtmObject): void {
+    const parent = absolutePath(String(obj.defaultsFrom), obj.partition);
+    if (parent === obj.fullPath || this.#persistenceCollection(parent) !== collection) {
+      throw notFound(labels[collection], parent);
+    }
+    obj.defaultsFrom = parent;
+    const timeout = obj.timeout;
+    const seconds =
+      typeof timeout === 'number' ? timeout : /^\d+$/.test(String(timeout)) ? Number(timeout) : Number.NaN;
+    if (timeout !== 'indefinite' && !(Number.isInteger(seconds) && seconds >= 1 && seconds <= 4294967295)) {
+      throw mcpError(400, `01070022:3: The requested persistence timeout (${String(timeout)}) is invalid.`);
+    }
+    // The REST API reports the timeout as a string, e.g. "180".
+    obj.timeout = timeout === 'indefinite' ? 'indefinite' : String(seconds);
+    for (const flag of enabledFlags) {
+      if (obj[flag] !== 'enabled' && obj[flag] !== 'disabled') {
+        throw mcpError(400, `01070022:3: The requested ${flag} (${String(obj[flag])}) is invalid.`);
+      }
+    }
+    if (obj.hashAlgorithm !== 'default' && obj.hashAlgorithm !== 'carp') {
+      throw mcpError(400, `01070022:3: The requested hash algorithm (${String(obj.hashAlgorithm)}) is invalid.`);
+    }
+  }
+
+  /**
+   * A virtual's `persist` list as the REST API returns it: `[{name, partition, tmDefault,
+   * nameReference}]`. Entries may be sent as a full path, or a name with or without a
+   * partition (then looked up in the virtual's partition, then in `Common`); each must name an
+   * existing persistence profile.
+   */
+  #normalisePersist(persist: unknown, partition: string): Record<string, unknown>[] {
+    if (persist === undefined || persist === 'none') return [];
+    if (!Array.isArray(persist)) throw mcpError(400, '01070022:3: persist must be an array.');
+    return persist.map((p) => {
+      const entry = typeof p === 'string' ? { name: p } : (p as Record<string, unknown>);
+      const name = String(entry.fullPath ?? entry.name ?? '');
+      let full: string;
+      if (name.startsWith('/')) full = name;
+      else if (typeof entry.partition === 'string') full = `/${entry.partition}/${name}`;
+      else {
+        full = `/${partition}/${name}`;
+        if (this.#persistenceCollection(full) === undefined && this.#persistenceCollection(`/Common/${name}`))
+          full = `/Common/${name}`;
+      }
+      const collection = this.#persistenceCollection(full);
+      if (collection === undefined) throw notFound('Persistence Profile', full);
+      const tmDefault = entry.tmDefault ?? 'yes';
+      if (tmDefault !== 'yes' && tmDefault !== 'no') {
+        throw mcpError(400, `01070022:3: The requested tmDefault (${String(tmDefault)}) is invalid.`);
+      }
+      const slash = full.lastIndexOf('/');
+      const profilePartition = full.slice(1, full.indexOf('/', 1));
+      return {
+        name: full.slice(slash + 1),
+        partition: profilePartition,
+        tmDefault,
+        nameReference: { link: `${selfBase}/${collection}/~${full.slice(1).replaceAll('/', '~')}?ver=17.1.0` },
+      };
+    });
   }
 
   #validate(collection: LtmCollection, obj: LtmObject, previous: LtmObject | undefined): void {
@@ -423,6 +575,7 @@ export class LtmDatabase {
         obj.pool = poolPath;
       }
       obj.profiles = this.#normaliseProfiles(obj.profiles, obj.partition);
+      obj.persist = this.#normalisePersist(obj.persist, obj.partition);
       for (const other of this.#map('virtual').values()) {
         if (other.fullPath === obj.fullPath) continue;
         if (other.destination === obj.destination && other.ipProtocol === obj.ipProtocol) {
@@ -452,6 +605,7 @@ export class LtmDatabase {
         obj[key] = value;
       }
     }
+    if (collection.startsWith('persistence/')) this.#validatePersistence(collection, obj);
     if (collection === 'node') {
       if (previous && obj.address !== previous.address) {
         throw mcpError(400, `01070587:3: The address of node (${obj.fullPath}) cannot be changed.`);
