@@ -95,6 +95,52 @@ it('an invalid declaration is a 422 with the errors', async () => {
   assert.ok((bad.body.errors as unknown[]).length > 0);
 });
 
+it('a Persist object referenced from a service is accepted; AS3 pointers must exist and be of the right class', async () => {
+  const app = (persistenceMethods: unknown[], pool = 'web_pool') => ({
+    class: 'Application',
+    web: {
+      class: 'Service_TCP',
+      virtualAddresses: ['10.1.0.9'],
+      virtualPort: 80,
+      pool,
+      persistenceMethods,
+    },
+    web_pool: { class: 'Pool', members: [{ servicePort: 30080, serverAddresses: ['10.0.0.1'] }] },
+    sticky: { class: 'Persist', persistenceMethod: 'source-address', duration: 600 },
+  });
+  const post = (a: unknown) =>
+    call('POST', '/mgmt/shared/appsvcs/declare/TP/applications', { schemaVersion: '3.56.0', A: a });
+  const ok = await post(app([{ use: 'sticky' }]));
+  assert.is(ok.status, 200, JSON.stringify(ok.body));
+  const declared = f5.state().as3.TP?.A as Record<string, Record<string, unknown>> | undefined;
+  assert.equal(declared?.sticky, { class: 'Persist', persistenceMethod: 'source-address', duration: 600 });
+  assert.is((await post(app([{ use: '/TP/A/sticky' }]))).status, 200, 'an absolute pointer into the application');
+  const missing = await post(app([{ use: 'nothing' }]));
+  assert.is(missing.status, 422);
+  assert.ok(
+    (missing.body.errors as string[]).some((e) =>
+      /persistenceMethods\/0\/use: contains path to non-existent object nothing$/.test(e),
+    ),
+    JSON.stringify(missing.body.errors),
+  );
+  const wrongClass = await post(app([{ use: 'web_pool' }]));
+  assert.is(wrongClass.status, 422);
+  assert.ok(
+    (wrongClass.body.errors as string[]).some((e) =>
+      e.endsWith('AS3 pointer web_pool does not point to required object type'),
+    ),
+    JSON.stringify(wrongClass.body.errors),
+  );
+  const badPool = await post(app([], 'no_pool'));
+  assert.is(badPool.status, 422);
+  const tooLong = await post({
+    ...app([{ use: 'sticky' }]),
+    sticky: { class: 'Persist', persistenceMethod: 'source-address', duration: 604801 },
+  });
+  assert.is(tooLong.status, 422, 'AS3 caps duration at 604800 s');
+  assert.is((await call('DELETE', '/mgmt/shared/appsvcs/declare/TP')).status, 200);
+});
+
 it('async declarations return 202 and a task that reads "in progress" until done', async () => {
   const accepted = await call('POST', '/mgmt/shared/appsvcs/declare?async=true', {
     class: 'ADC',

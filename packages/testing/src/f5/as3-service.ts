@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv, type SchemaValidateFunction, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { F5RestError, restError } from './f5-error.js';
 
@@ -24,10 +24,71 @@ function invalid(errors: string[]): F5RestError {
   return new F5RestError(422, { code: 422, message: 'declaration is invalid', errors });
 }
 
-/** An ajv validator for F5's AS3 schema (draft-07, `strict: false`, defaults applied as AS3 does). */
+/** The classes an AS3 pointer may point to, from the schema's `f5PostProcess` pointer data. */
+function pointerClasses(data: unknown): string[] | undefined {
+  const cls = isObject(data) && isObject(data.properties) ? data.properties.class : undefined;
+  if (!isObject(cls)) return undefined;
+  if (typeof cls.const === 'string') return [cls.const];
+  return Array.isArray(cls.enum) ? cls.enum.map(String) : undefined;
+}
+
+/**
+ * Resolves an AS3 pointer as AS3 does (`f5PostProcess` tag `pointer`): a name relative to the
+ * pointing object's Application, or an absolute `/Tenant/Application/name` into the same
+ * Application, the tenant's `Shared` or `/Common/Shared`; the target must exist and have one of
+ * the classes the schema names. Returns AS3's message for a bad pointer, undefined for a good
+ * one. `@`- and number-relative pointers are not resolved (accepted as they are).
+ */
+function pointerProblem(
+  pointer: string,
+  at: readonly string[],
+  adc: Json,
+  classes: string[] | undefined,
+): string | undefined {
+  if (pointer === '' || pointer.startsWith('@') || /^[0-9]/.test(pointer) || at.length < 4) return undefined;
+  const elems = pointer.startsWith('/') ? pointer.split('/') : [...at.slice(0, 3), ...pointer.split('/')];
+  const leaf = elems.pop() as string;
+  if (elems.length < 3) return undefined;
+  let obj: unknown = adc;
+  for (let i = 1; i < elems.length; i++) {
+    const name = elems[i] as string;
+    if (!isObject(obj) || !isObject(obj[name])) return `contains path to non-existent object ${name}`;
+    if ((i === 1 && name !== 'Common' && name !== at[1]) || (i === 2 && name !== 'Shared' && name !== at[2])) {
+      return 'must contain path pointing into same Application (or /same-Tenant/Shared or /Common/Shared)';
+    }
+    obj = obj[name];
+  }
+  const target = isObject(obj) ? obj[leaf] : undefined;
+  if (target === undefined) return `contains path to non-existent object ${leaf}`;
+  if (classes && !(isObject(target) && classes.includes(String(target.class)))) {
+    return `AS3 pointer ${pointer} does not point to required object type`;
+  }
+  return undefined;
+}
+
+/**
+ * An ajv validator for F5's AS3 schema (draft-07, `strict: false`, defaults applied as AS3 does).
+ * It also checks the schema's AS3 pointers (`f5PostProcess` tag `pointer`, e.g. a Service's
+ * `pool` or a `persistenceMethods` entry `{ use }`) as AS3 does after validation: the object
+ * pointed to must exist and be of the class the schema asks for.
+ */
 export function as3SchemaValidator(schemaPath: string): ValidateFunction {
   const schema = JSON.parse(readFileSync(schemaPath, 'utf8')) as Json;
   const ajv = new Ajv({ strict: false, allErrors: true, useDefaults: true });
+  const checkPointer: SchemaValidateFunction = (tag: unknown, data: unknown, _parent, cxt): boolean => {
+    if (!isObject(tag) || tag.tag !== 'pointer' || typeof data !== 'string' || !cxt) return true;
+    const root = cxt.rootData as unknown;
+    const wrapped = isObject(root) && root.class === 'AS3';
+    const adc = wrapped ? root.declaration : root;
+    if (!isObject(adc)) return true;
+    const at = cxt.instancePath.split('/').map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+    if (wrapped) at.splice(1, 1); // drop `declaration`
+    const problem = pointerProblem(data, at, adc, pointerClasses(tag.data));
+    if (problem === undefined) return true;
+    checkPointer.errors = [{ keyword: 'f5PostProcess(pointer)', message: problem, params: {} }];
+    return false;
+  };
+  ajv.addKeyword({ keyword: 'f5PostProcess', validate: checkPointer, errors: true });
   const addFormats = addFormatsModule as unknown as (a: Ajv) => void;
   addFormats(ajv);
   ajv.addFormat('f5ip', (value: string) => {
@@ -41,8 +102,9 @@ export function as3SchemaValidator(schemaPath: string): ValidateFunction {
 /**
  * The AS3 service (`/mgmt/shared/appsvcs/*`): declarations per tenant, "success" or
  * "no change" per tenant, async tasks that read "in progress" first, tenant deletion, and the
- * per-application API (`/declare/<tenant>/applications[/<app>]`, AS3 3.50+). Declarations are
- * stored as declared; they are not expanded into LTM objects.
+ * per-application API (`/declare/<tenant>/applications[/<app>]`, AS3 3.50+). With the schema,
+ * AS3 pointers are resolved too (see {@link as3SchemaValidator}). Declarations are stored as
+ * declared; they are not expanded into LTM objects.
  */
 export class As3Service {
   readonly #tenants = new Map<string, Json>();
