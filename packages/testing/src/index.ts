@@ -51,6 +51,7 @@ export { type F5Fault, type F5FaultEffect, FaultInjector } from './f5/fault-inje
 export type { LtmObject } from './f5/ltm-database.js';
 export type { F5User } from './f5/token-store.js';
 export { freePort } from './free-port.js';
+export { CrdNotEstablishedError, GATEWAY_API_VERSION, installGatewayApiCrds } from './gateway-api-crds.js';
 export { createNode, createTestNamespace, eventually, setNodeStatus } from './kube-fixtures.js';
 export type { NetnsClient, NetnsHttpOptions, NetnsReply, NetnsSocketOptions } from './netns/client.js';
 export { type CommandResult, NetnsCommandError } from './netns/ip.js';
