@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { type LoadBalancerRef, type LoadBalancerSpec, TerminalError } from '@klb/core';
 import ipaddr from 'ipaddr.js';
 import { addressPort, canonicalAddress, destination, fullPath, isValidF5Name } from './f5-path.js';
-import type { MemberState, MonitorState, PoolState, VirtualState } from './ltm-state.js';
+import type { MemberState, MonitorState, PersistenceState, PoolState, VirtualState } from './ltm-state.js';
 
 /** What KLB wants in the partition for one load balancer. */
 export interface DesiredLoadBalancer {
@@ -12,6 +12,11 @@ export interface DesiredLoadBalancer {
   readonly pools: readonly PoolState[];
   /** Monitors (one per listener). */
   readonly monitors: readonly MonitorState[];
+  /**
+   * The load balancer's source-address persistence profile (one, shared by its virtuals) when
+   * the spec asks for client IP affinity; empty otherwise.
+   */
+  readonly persistence: readonly PersistenceState[];
 }
 
 /** Settings that shape the generated objects. */
@@ -24,7 +29,7 @@ export interface DesiredStateSettings {
   readonly snat: 'automap' | 'none';
 }
 
-const kindShort = { Service: 'svc', ConfigMap: 'cm', Ingress: 'ing' } as const;
+const kindShort = { Service: 'svc', ConfigMap: 'cm', Ingress: 'ing', Gateway: 'gw' } as const;
 
 /** The description that marks an object as this controller's and names its load balancer. */
 export function ownerMarker(controllerId: string, refId: string): string {
@@ -59,6 +64,30 @@ function checkAddress(address: string, what: string): string {
 
 const pathPattern = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/;
 
+/** The stock source-address persistence profile (its timeout is BIG-IP's default, 180 s). */
+const stockSourceAddr = '/Common/source_addr';
+
+/** Longest affinity timeout KLB writes: AS3's limit for `Persist.duration` (7 days). */
+const maxAffinitySeconds = 604_800;
+
+/** The name of a load balancer's source-address persistence profile: `<base>_source_addr`. */
+export function persistenceName(ref: LoadBalancerRef): string {
+  return `${baseName(ref)}_source_addr`;
+}
+
+/** The client IP affinity timeout of a spec, validated; undefined without affinity. */
+export function affinitySeconds(spec: LoadBalancerSpec): number | undefined {
+  const affinity = spec.options.sessionAffinity;
+  if (affinity === undefined) return undefined;
+  const seconds = affinity.timeoutSeconds;
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > maxAffinitySeconds) {
+    throw new TerminalError(`session affinity timeout ${seconds} s is not an integer from 1 to ${maxAffinitySeconds}`, {
+      reason: 'InvalidSessionAffinity',
+    });
+  }
+  return seconds;
+}
+
 /**
  * Builds the F5 objects for a spec. Throws {@link TerminalError} for what the F5 backend cannot
  * realise (no address, L7 routes, HTTPS termination, an unknown upstream, bad values).
@@ -85,10 +114,26 @@ export function desiredLoadBalancer(spec: LoadBalancerSpec, settings: DesiredSta
       : spec.options.algorithm === 'round-robin'
         ? 'round-robin'
         : 'round-robin';
+  // Client IP affinity: a profile of this load balancer's own, with the Service's timeout (the
+  // stock profile's is fixed at 180 s). `source-ip-hash` alone keeps the stock profile.
+  const affinity = affinitySeconds(spec);
+  const persistence: PersistenceState[] =
+    affinity === undefined
+      ? []
+      : [
+          {
+            fullPath: fullPath(partition, persistenceName(spec.ref)),
+            defaultsFrom: stockSourceAddr,
+            timeout: affinity,
+            description,
+          },
+        ];
   const persist =
-    spec.options.algorithm === 'source-ip-hash' || spec.options.sessionAffinity !== undefined
-      ? ['/Common/source_addr']
-      : [];
+    persistence[0] !== undefined
+      ? [persistence[0].fullPath]
+      : spec.options.algorithm === 'source-ip-hash'
+        ? [stockSourceAddr]
+        : [];
   const virtuals: VirtualState[] = [];
   const pools: PoolState[] = [];
   const monitors: MonitorState[] = [];
@@ -180,5 +225,5 @@ export function desiredLoadBalancer(spec: LoadBalancerSpec, settings: DesiredSta
       });
     });
   }
-  return { virtuals, pools, monitors };
+  return { virtuals, pools, monitors, persistence };
 }

@@ -28,7 +28,9 @@ import {
   type NodeState,
   nodeFromF5,
   type PartitionSnapshot,
+  type PersistenceState,
   type PoolState,
+  persistenceFromF5,
   poolFromF5,
   sameState,
   type VirtualState,
@@ -64,12 +66,12 @@ export interface F5BackendOptions {
   readonly logger?: Logger;
 }
 
-type Collection = 'virtual' | 'pool' | 'monitor' | 'node';
+type Collection = 'virtual' | 'pool' | 'monitor' | 'node' | 'persistence';
 
 interface Change {
   readonly op: 'create' | 'update' | 'delete';
   readonly collection: Collection;
-  readonly state: VirtualState | PoolState | MonitorState | NodeState;
+  readonly state: VirtualState | PoolState | MonitorState | NodeState | PersistenceState;
   /** For pool updates: only `members` differ. */
   readonly membersOnly?: boolean;
   /** For pool updates: some member goes away (its node may become unused). */
@@ -90,7 +92,7 @@ interface JournalEntry {
 const drainPrefix = 'klb-drain-since:';
 
 function emptySnapshot(): PartitionSnapshot {
-  return { virtuals: new Map(), pools: new Map(), monitors: new Map(), nodes: new Map() };
+  return { virtuals: new Map(), pools: new Map(), monitors: new Map(), nodes: new Map(), persistence: new Map() };
 }
 
 function byName(a: MemberState, b: MemberState): number {
@@ -98,9 +100,11 @@ function byName(a: MemberState, b: MemberState): number {
 }
 
 /**
- * The F5 BIG-IP backend: per listener a virtual server, a pool and a monitor in one partition,
- * all marked as KLB's; created and updated as one iControl transaction per load balancer,
- * member changes as one PATCH of the pool's members, objects KLB does not own never touched.
+ * The F5 BIG-IP backend: per listener a virtual server, a pool and a monitor in one partition
+ * (and, for client IP affinity, one source-address persistence profile per load balancer with
+ * its timeout), all marked as KLB's; created and updated as one iControl transaction per load
+ * balancer, member changes as one PATCH of the pool's members, objects KLB does not own never
+ * touched.
  * It diffs against a cached snapshot of the partition (read with a handful of GETs shared by
  * every load balancer) so a reconcile with nothing to change makes no write.
  */
@@ -186,7 +190,7 @@ export class F5Backend implements LoadBalancerBackend {
     };
   }
 
-  /** Deletes the load balancer's objects (virtuals, then pools, then monitors) in one transaction. */
+  /** Deletes the load balancer's objects (virtuals, then pools, monitors, persistence profile) in one transaction. */
   async remove(ref: LoadBalancerRef, ctx: BackendContext): Promise<void> {
     const started = Date.now();
     await this.#lock.shared(async () => {
@@ -211,8 +215,8 @@ export class F5Backend implements LoadBalancerBackend {
   async list(ctx: BackendContext): Promise<LoadBalancerRef[]> {
     const snapshot = await this.#read(Date.now(), ctx.signal);
     const ids = new Set<string>();
-    const { virtuals, pools, monitors } = snapshot.data;
-    for (const obj of [...virtuals.values(), ...pools.values(), ...monitors.values()]) {
+    const { virtuals, pools, monitors, persistence } = snapshot.data;
+    for (const obj of [...virtuals.values(), ...pools.values(), ...monitors.values(), ...persistence.values()]) {
       const id = parseOwnerMarker(obj.description, this.#controllerId);
       if (id !== undefined) ids.add(id);
     }
@@ -263,12 +267,13 @@ export class F5Backend implements LoadBalancerBackend {
       }
       return Array.isArray(answer.items) ? (answer.items as Record<string, unknown>[]) : [];
     };
-    const [virtuals, pools, tcp, http, nodes] = await Promise.all([
+    const [virtuals, pools, tcp, http, nodes, sourceAddr] = await Promise.all([
       get(`/mgmt/tm/ltm/virtual?expandSubcollections=true&${filter}`),
       get(`/mgmt/tm/ltm/pool?expandSubcollections=true&${filter}`),
       get(`/mgmt/tm/ltm/monitor/tcp?${filter}`),
       get(`/mgmt/tm/ltm/monitor/http?${filter}`),
       get(`/mgmt/tm/ltm/node?${filter}`),
+      get(`/mgmt/tm/ltm/persistence/source-addr?${filter}`),
     ]);
     const data = emptySnapshot();
     const mine = (o: Record<string, unknown>): boolean => o.partition === this.#partition;
@@ -277,6 +282,7 @@ export class F5Backend implements LoadBalancerBackend {
     for (const o of tcp.filter(mine)) data.monitors.set(String(o.fullPath), monitorFromF5('tcp', o));
     for (const o of http.filter(mine)) data.monitors.set(String(o.fullPath), monitorFromF5('http', o));
     for (const o of nodes.filter(mine)) data.nodes.set(String(o.fullPath), nodeFromF5(o));
+    for (const o of sourceAddr.filter(mine)) data.persistence.set(String(o.fullPath), persistenceFromF5(o));
     // Writes that completed while this read was under way may be missing from it: replay them.
     this.#journal = this.#journal.filter((e) => e.at > Date.now() - 120_000);
     for (const entry of this.#journal) if (entry.at >= startedAt) this.#applyLocal(data, entry.changes);
@@ -285,15 +291,14 @@ export class F5Backend implements LoadBalancerBackend {
 
   #applyLocal(data: PartitionSnapshot, changes: readonly Change[]): void {
     for (const change of changes) {
-      const map = (
-        change.collection === 'virtual'
-          ? data.virtuals
-          : change.collection === 'pool'
-            ? data.pools
-            : change.collection === 'monitor'
-              ? data.monitors
-              : data.nodes
-      ) as Map<string, Change['state']>;
+      const maps = {
+        virtual: data.virtuals,
+        pool: data.pools,
+        monitor: data.monitors,
+        node: data.nodes,
+        persistence: data.persistence,
+      };
+      const map = maps[change.collection] as Map<string, Change['state']>;
       if (change.op === 'delete') map.delete(change.state.fullPath);
       else map.set(change.state.fullPath, change.state);
     }
@@ -337,8 +342,20 @@ export class F5Backend implements LoadBalancerBackend {
   /** The changes that make the partition match `desired` for `refId` (removal when undefined). */
   #plan(data: PartitionSnapshot, refId: string, desired: DesiredLoadBalancer | undefined): Change[] {
     const changes: Change[] = [];
-    const keep = { virtual: new Set<string>(), pool: new Set<string>(), monitor: new Set<string>() };
+    const keep = {
+      virtual: new Set<string>(),
+      pool: new Set<string>(),
+      monitor: new Set<string>(),
+      persistence: new Set<string>(),
+    };
     if (desired) {
+      for (const profile of desired.persistence) {
+        keep.persistence.add(profile.fullPath);
+        const live = data.persistence.get(profile.fullPath);
+        this.#refuseForeign(live, refId);
+        if (!live) changes.push({ op: 'create', collection: 'persistence', state: profile });
+        else if (!sameState(live, profile)) changes.push({ op: 'update', collection: 'persistence', state: profile });
+      }
       for (const monitor of desired.monitors) {
         keep.monitor.add(monitor.fullPath);
         const live = data.monitors.get(monitor.fullPath);
@@ -399,11 +416,21 @@ export class F5Backend implements LoadBalancerBackend {
         changes.push({ op: 'delete', collection: 'monitor', state: live });
       }
     }
+    for (const [path, live] of data.persistence) {
+      if (!keep.persistence.has(path) && this.#owned(live.description, refId)) {
+        changes.push({ op: 'delete', collection: 'persistence', state: live });
+      }
+    }
     return changes;
   }
 
   #path(collection: Collection, state: Change['state']): string {
-    const base = collection === 'monitor' ? `monitor/${(state as MonitorState).type}` : collection;
+    const base =
+      collection === 'monitor'
+        ? `monitor/${(state as MonitorState).type}`
+        : collection === 'persistence'
+          ? 'persistence/source-addr'
+          : collection;
     return `/mgmt/tm/ltm/${base}`;
   }
 
@@ -430,7 +457,11 @@ export class F5Backend implements LoadBalancerBackend {
           pool: v.pool,
           profiles: v.profiles.map((p) => ({ name: p, context: 'all' })),
           sourceAddressTranslation: { type: v.snat },
-          persist: v.persist.map((p) => ({ name: p })),
+          persist: v.persist.map((p) => ({
+            name: p.slice(p.lastIndexOf('/') + 1),
+            partition: p.slice(1, p.indexOf('/', 1)),
+            tmDefault: 'yes',
+          })),
           description: v.description,
         };
       }
@@ -456,6 +487,16 @@ export class F5Backend implements LoadBalancerBackend {
           recv: m.recv,
           destination: m.destination,
           description: m.description,
+        };
+      }
+      case 'persistence': {
+        const p = change.state as PersistenceState;
+        return {
+          ...named(p.fullPath),
+          defaultsFrom: p.defaultsFrom,
+          // The REST API takes and returns the timeout as a string.
+          timeout: String(p.timeout),
+          description: p.description,
         };
       }
       default: {
@@ -519,9 +560,19 @@ export class F5Backend implements LoadBalancerBackend {
         signal: ctx.signal,
       });
     } else {
+      // Create what others refer to first, delete it last: a persistence profile goes only after
+      // the virtuals are deleted or updated not to use it (a BIG-IP refuses it while in use).
       const rank = (c: Change): number => {
-        if (c.op === 'delete') return c.collection === 'virtual' ? 0 : c.collection === 'pool' ? 5 : 6;
-        return c.collection === 'node' ? 1 : c.collection === 'monitor' ? 2 : c.collection === 'pool' ? 3 : 4;
+        if (c.op === 'delete') {
+          return c.collection === 'virtual' ? 0 : c.collection === 'pool' ? 5 : c.collection === 'monitor' ? 6 : 7;
+        }
+        return c.collection === 'node' || c.collection === 'persistence'
+          ? 1
+          : c.collection === 'monitor'
+            ? 2
+            : c.collection === 'pool'
+              ? 3
+              : 4;
       };
       const ordered = [...changes].sort((a, b) => rank(a) - rank(b));
       ctx.log.info(

@@ -66,6 +66,18 @@ export interface MonitorState {
   readonly description: string;
 }
 
+/** A source-address persistence profile, normalised. */
+export interface PersistenceState {
+  /** `/Partition/name`. */
+  readonly fullPath: string;
+  /** Parent profile (KLB's derive from `/Common/source_addr`). */
+  readonly defaultsFrom: string;
+  /** Seconds a persistence record lives after the client's last connection. */
+  readonly timeout: number;
+  /** Description (the ownership marker). */
+  readonly description: string;
+}
+
 /** A node, normalised. */
 export interface NodeState {
   /** `/Partition/<address>`. */
@@ -86,6 +98,8 @@ export interface PartitionSnapshot {
   readonly monitors: Map<string, MonitorState>;
   /** Nodes by full path. */
   readonly nodes: Map<string, NodeState>;
+  /** Source-address persistence profiles by full path. */
+  readonly persistence: Map<string, PersistenceState>;
 }
 
 function str(value: unknown): string {
@@ -153,6 +167,16 @@ export function monitorFromF5(type: 'tcp' | 'http', o: Record<string, unknown>):
     send: str(o.send),
     recv: str(o.recv),
     destination: str(o.destination) || '*:*',
+    description: str(o.description),
+  };
+}
+
+/** Normalises a source-address persistence profile (the REST API returns `timeout` as a string). */
+export function persistenceFromF5(o: Record<string, unknown>): PersistenceState {
+  return {
+    fullPath: str(o.fullPath),
+    defaultsFrom: abs(str(o.defaultsFrom), 'Common'),
+    timeout: Number(o.timeout ?? 180),
     description: str(o.description),
   };
 }

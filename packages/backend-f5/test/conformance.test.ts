@@ -51,6 +51,15 @@ function observeLtm(f5: F5Emulator): ObservedLoadBalancer[] {
     const id = owner(m.description);
     if (id && !usedMonitors.has(String(m.fullPath))) entry(id).strays.push(`monitor ${m.fullPath}`);
   }
+  const usedProfiles = new Set(
+    state.virtuals.flatMap((v) =>
+      ((v.persist ?? []) as { name: string; partition: string }[]).map((p) => `/${p.partition}/${p.name}`),
+    ),
+  );
+  for (const p of state.persistence.sourceAddr) {
+    const id = owner(p.description);
+    if (id && !usedProfiles.has(p.fullPath)) entry(id).strays.push(`persistence profile ${p.fullPath}`);
+  }
   return [...byId].map(([id, { listeners, strays }]) => ({ id, listeners, strays }));
 }
 

@@ -1,5 +1,5 @@
 import { F5Backend, IControlClient, isF5Error } from '@klb/backend-f5';
-import { type BackendContext, isTerminalError, silentLogger } from '@klb/core';
+import { type BackendContext, isTerminalError, type LoadBalancerSpec, silentLogger } from '@klb/core';
 import { type F5Emulator, requireComponents, startF5Emulator } from '@klb/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -332,6 +332,169 @@ it('specs the F5 backend cannot realise are terminal errors and write nothing', 
     assert.ok(isTerminalError(err), String(err));
   }
   assert.is(f5.calls.counts(mark).writes, 0);
+});
+
+/** A spec with client IP affinity (`timeoutSeconds` undefined: none). */
+function affinitySpec(timeoutSeconds: number | undefined, nodes = ['10.0.0.1', '10.0.0.2']): LoadBalancerSpec {
+  const spec = makeSpec({ name: 'sticky', ports: [80, 443], address: '192.0.2.14', nodes });
+  return {
+    ...spec,
+    options: {
+      ...spec.options,
+      ...(timeoutSeconds === undefined ? {} : { sessionAffinity: { timeoutSeconds } }),
+    },
+  };
+}
+
+/** The writes and queued commands since `mark`, as `METHOD path`. */
+function writesSince(mark: number): string[] {
+  return f5.calls
+    .records()
+    .slice(mark)
+    .filter((r) => r.category === 'write' || r.category === 'queued')
+    .map((r) => `${r.method} ${r.path.replace(/\?.*$/, '')}`);
+}
+
+const stickyProfile = '/mgmt/tm/ltm/persistence/source-addr/~klb~klb_svc_default_sticky_source_addr';
+
+function stickyState() {
+  const s = f5.state();
+  return {
+    profile: s.persistence.sourceAddr.find((p) => p.fullPath === '/klb/klb_svc_default_sticky_source_addr'),
+    persist: s.virtuals
+      .filter((v) => v.name.startsWith('klb_svc_default_sticky_'))
+      .map((v) => (v.persist as { name: string; partition: string; tmDefault: string }[]) ?? []),
+  };
+}
+
+it('client IP affinity: a source-address persistence profile of its own, with the timeout, attached to every virtual', async () => {
+  const b = backend();
+  let mark = f5.calls.length;
+  await b.ensure(affinitySpec(600), ctx);
+  assert.is(f5.calls.counts(mark).writes, 1, 'one transaction');
+  const writes = writesSince(mark);
+  assert.ok(
+    writes.indexOf('POST /mgmt/tm/ltm/persistence/source-addr') < writes.indexOf('POST /mgmt/tm/ltm/virtual'),
+    `the profile is created before the virtuals that use it: ${writes.join(', ')}`,
+  );
+  const { profile, persist } = stickyState();
+  assert.is(profile?.timeout, '600');
+  assert.is(profile?.defaultsFrom, '/Common/source_addr');
+  assert.is(profile?.description, 'klb:klb service/default/sticky');
+  assert.is(persist.length, 2);
+  for (const p of persist) {
+    assert.equal(
+      p.map((e) => [e.name, e.partition, e.tmDefault]),
+      [['klb_svc_default_sticky_source_addr', 'klb', 'yes']],
+    );
+  }
+  mark = f5.calls.length;
+  await b.ensure(affinitySpec(600), ctx);
+  await backend().ensure(affinitySpec(600), ctx);
+  assert.is(f5.calls.counts(mark).writes, 0, 'the timeout string "600" compares equal to 600');
+  mark = f5.calls.length;
+  await b.ensure(affinitySpec(600, ['10.0.0.1', '10.0.0.2', '10.0.0.3']), ctx);
+  assert.is(f5.calls.counts(mark).writes, 1, 'a member change is one write');
+  assert.not.ok(
+    writesSince(mark).some((w) => w.includes('/persistence/') || w.includes('/virtual')),
+    `a member change does not touch the profile or the virtuals: ${writesSince(mark).join(', ')}`,
+  );
+});
+
+it('client IP affinity: a new timeout updates the profile alone, in one transaction', async () => {
+  const b = backend();
+  await b.ensure(affinitySpec(600), ctx);
+  const mark = f5.calls.length;
+  await b.ensure(affinitySpec(30), ctx);
+  assert.is(f5.calls.counts(mark).writes, 1);
+  assert.equal(writesSince(mark).slice(0, -1), [`PATCH ${stickyProfile}`]);
+  assert.match(writesSince(mark).at(-1) ?? '', /^PATCH \/mgmt\/tm\/transaction\/\d+$/);
+  assert.is(stickyState().profile?.timeout, '30');
+});
+
+it('client IP affinity off: the virtuals are detached first, then the profile is deleted, in one transaction', async () => {
+  const b = backend();
+  await b.ensure(affinitySpec(30), ctx);
+  const mark = f5.calls.length;
+  await b.ensure(affinitySpec(undefined), ctx);
+  assert.is(f5.calls.counts(mark).writes, 1);
+  const writes = writesSince(mark);
+  const deleteAt = writes.indexOf(`DELETE ${stickyProfile}`);
+  assert.ok(deleteAt > 0, writes.join(', '));
+  assert.ok(
+    writes.slice(0, deleteAt).filter((w) => w.startsWith('PATCH /mgmt/tm/ltm/virtual/')).length === 2,
+    `both virtuals are updated before the profile is deleted: ${writes.join(', ')}`,
+  );
+  const { profile, persist } = stickyState();
+  assert.is(profile, undefined);
+  assert.equal(persist, [[], []]);
+  const again = f5.calls.length;
+  await b.ensure(affinitySpec(undefined), ctx);
+  assert.is(f5.calls.counts(again).writes, 0);
+});
+
+it('remove deletes the persistence profile after the virtuals; list() finds a profile left alone', async () => {
+  const b = backend();
+  await b.ensure(affinitySpec(120), ctx);
+  assert.ok(stickyState().profile);
+  const mark = f5.calls.length;
+  await b.remove(affinitySpec(120).ref, ctx);
+  const writes = writesSince(mark);
+  assert.ok(
+    writes.indexOf(`DELETE ${stickyProfile}`) >
+      writes.lastIndexOf('DELETE /mgmt/tm/ltm/virtual/~klb~klb_svc_default_sticky_tcp-443'),
+    writes.join(', '),
+  );
+  assert.equal(stickyState(), { profile: undefined, persist: [] });
+  assert.equal(objectsOf('klb_svc_default_sticky_'), { virtuals: [], pools: [], monitors: [] });
+  // A profile that outlived its load balancer (a crash between two writes, say) is still KLB's:
+  // list() reports its load balancer and remove() deletes it.
+  const c = new IControlClient({ host: f5.host, username: 'admin', password: 'admin', ca: f5.ca });
+  await c.request('POST', '/mgmt/tm/ltm/persistence/source-addr', {
+    body: {
+      name: 'klb_svc_default_left_source_addr',
+      partition: 'klb',
+      defaultsFrom: '/Common/source_addr',
+      timeout: '60',
+      description: 'klb:klb service/default/left',
+    },
+  });
+  await c.close();
+  assert.ok((await b.list(ctx)).some((r) => r.id === 'service/default/left'));
+  await b.remove(makeSpec({ name: 'left' }).ref, ctx);
+  assert.not.ok(f5.state().persistence.sourceAddr.some((p) => p.name === 'klb_svc_default_left_source_addr'));
+  assert.not.ok((await b.list(ctx)).some((r) => r.id === 'service/default/left'));
+});
+
+it('a persistence profile KLB does not own is never taken over; source-ip-hash alone uses the stock profile', async () => {
+  const c = new IControlClient({ host: f5.host, username: 'admin', password: 'admin', ca: f5.ca });
+  await c.request('POST', '/mgmt/tm/ltm/persistence/source-addr', {
+    body: { name: 'klb_svc_default_taken_source_addr', partition: 'klb', timeout: '5' },
+  });
+  await c.close();
+  const b = backend();
+  const taken = makeSpec({ name: 'taken', address: '192.0.2.15' });
+  const err = await rejects(
+    b.ensure({ ...taken, options: { ...taken.options, sessionAffinity: { timeoutSeconds: 60 } } }, ctx),
+  );
+  assert.ok(isTerminalError(err), String(err));
+  assert.match((err as Error).message, 'not managed by KLB');
+  const foreign = f5.state().persistence.sourceAddr.find((p) => p.name === 'klb_svc_default_taken_source_addr');
+  assert.is(foreign?.timeout, '5');
+  const hash = makeSpec({ name: 'hash', address: '192.0.2.16' });
+  await b.ensure({ ...hash, options: { ...hash.options, algorithm: 'source-ip-hash' } }, ctx);
+  const vs = f5.state().virtuals.find((v) => v.name === 'klb_svc_default_hash_tcp-80');
+  assert.equal(
+    ((vs?.persist ?? []) as { name: string; partition: string }[]).map((p) => [p.name, p.partition]),
+    [['source_addr', 'Common']],
+  );
+  assert.not.ok(f5.state().persistence.sourceAddr.some((p) => p.name.startsWith('klb_svc_default_hash')));
+  const bad = makeSpec({ name: 'badaffinity' });
+  const invalid = await rejects(
+    b.ensure({ ...bad, options: { ...bad.options, sessionAffinity: { timeoutSeconds: 0 } } }, ctx),
+  );
+  assert.ok(isTerminalError(invalid), String(invalid));
+  await b.remove(hash.ref, ctx);
 });
 
 it('the token is reused across reconciles and re-obtained after expiry mid-run', async () => {
