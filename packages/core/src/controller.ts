@@ -8,6 +8,7 @@ import { backoffDelay, sleep } from './backoff.js';
 import { ConfigMapSource } from './configmap-source.js';
 import { isRetryAfterError, isTerminalError, TerminalError } from './errors.js';
 import { EventRecorder } from './event-recorder.js';
+import { GatewaySource, type GatewaySourceOptions } from './gateway-source.js';
 import { type HealthServer, startHealthServer } from './health-server.js';
 import { Informer, objectKey } from './informer.js';
 import { IngressSource, type IngressSourceOptions } from './ingress-source.js';
@@ -17,7 +18,13 @@ import { type LeaderElectionOptions, LeaderElector } from './leader-election.js'
 import { type Logger, silentLogger } from './logger.js';
 import { ControllerMetrics } from './metrics.js';
 import { ServiceSource, type ServiceSourceOptions } from './service-source.js';
-import type { ClusterState, LoadBalancerDependencies, LoadBalancerSource, ReconcileOutcome } from './source.js';
+import type {
+  ClusterState,
+  LoadBalancerDependencies,
+  LoadBalancerSource,
+  ReconcileOutcome,
+  WatchedResource,
+} from './source.js';
 import { type LoadBalancerRef, type LoadBalancerSpec, parseLoadBalancerId, type SourceKind } from './spec.js';
 import { nodeTargetFingerprint, serviceEndpoints } from './targets.js';
 import { WorkQueue } from './work-queue.js';
@@ -39,6 +46,12 @@ export interface LoadBalancerControllerOptions {
   readonly configMaps?: boolean;
   /** Ingress source settings; `false` disables Ingress (it is off anyway when the backend has no L7). */
   readonly ingress?: IngressSourceOptions | false;
+  /**
+   * Gateway API settings; absent or `false`: Gateways are not served. The Gateway API CRDs
+   * (v1: GatewayClass, Gateway, HTTPRoute, TLSRoute, TCPRoute, UDPRoute; ReferenceGrant) must be
+   * installed, or the caches never sync.
+   */
+  readonly gateways?: GatewaySourceOptions | false;
   /** Node address types in order of preference; default `InternalIP`, `ExternalIP`. */
   readonly nodeAddressPreference?: readonly string[];
   /** Concurrent reconciles; default 4. */
@@ -93,6 +106,9 @@ export class LoadBalancerController {
   readonly #nodes: Informer<NodeObject>;
   readonly #slices: Informer<EndpointSliceObject>;
   readonly #secrets: Informer<SecretObject> | undefined;
+  /** Informers of the sources' further resources ({@link LoadBalancerSource.watches}), by resource. */
+  readonly #watched = new Map<string, Informer<KubeObject>>();
+  readonly #worldView: ClusterState;
   readonly #slicesByService = new Map<string, Set<string>>();
   readonly #known = new Map<string, Known>();
   /** LoadBalancerDependencies of keys not (yet) ensured, e.g. a ConfigMap whose Service does not exist yet. */
@@ -149,8 +165,9 @@ export class LoadBalancerController {
     this.#slices = informer<EndpointSliceObject>('endpointslices', '/apis/discovery.k8s.io/v1/endpointslices');
     const caps = options.backend.capabilities;
     const ingressOn = options.ingress !== false && caps.l7;
+    const gatewaysOn = options.gateways !== undefined && options.gateways !== false;
     this.#secrets =
-      ingressOn && caps.tls
+      (ingressOn || gatewaysOn) && caps.tls
         ? informer<SecretObject>('secrets', '/api/v1/secrets', { fieldSelector: 'type=kubernetes.io/tls' })
         : undefined;
 
@@ -175,6 +192,19 @@ export class LoadBalancerController {
         informer: informer('ingresses', source.collectionPath),
       });
     }
+    if (gatewaysOn) {
+      const source = new GatewaySource(options.gateways || {});
+      this.#sources.set('Gateway', {
+        source: source as unknown as LoadBalancerSource,
+        informer: informer('gateways', source.collectionPath),
+      });
+    }
+    for (const { source } of this.#sources.values()) {
+      for (const w of source.watches ?? []) {
+        if (!this.#watched.has(w.resource)) this.#watched.set(w.resource, informer(w.resource, w.collectionPath));
+      }
+    }
+    this.#worldView = this.#world();
     this.#wireHandlers();
   }
 
@@ -284,6 +314,7 @@ export class LoadBalancerController {
   #allInformers(): Informer<KubeObject>[] {
     const list: Informer<KubeObject>[] = [this.#services, this.#nodes, this.#slices] as Informer<KubeObject>[];
     if (this.#secrets) list.push(this.#secrets as Informer<KubeObject>);
+    list.push(...this.#watched.values());
     for (const { informer } of this.#sources.values()) if (!list.includes(informer)) list.push(informer);
     return list;
   }
@@ -300,9 +331,7 @@ export class LoadBalancerController {
     signal.addEventListener('abort', () => leadership.abort(signal.reason), { once: true });
     this.#leadership = leadership;
     this.metrics.leader.set(1);
-    for (const [kind, { informer, source }] of this.#sources) {
-      for (const obj of informer.list()) if (this.#relevant(source, obj)) this.#queue.add(keyOf(kind, obj));
-    }
+    this.resync();
     void this.#cleanupOrphans(leadership.signal);
     void this.#watchBackend(leadership.signal);
     const resync = this.#opts.resyncPeriodMs ?? 600_000;
@@ -329,7 +358,21 @@ export class LoadBalancerController {
   resync(): void {
     for (const [kind, { informer, source }] of this.#sources) {
       for (const obj of informer.list()) if (this.#relevant(source, obj)) this.#queue.add(keyOf(kind, obj));
+      for (const w of source.watches ?? []) {
+        for (const obj of this.#watched.get(w.resource)?.list() ?? []) this.#settle(w, obj);
+      }
     }
+  }
+
+  /** While leading: lets the source write what it says of a watched object (e.g. a GatewayClass). */
+  #settle(w: WatchedResource, obj: KubeObject): void {
+    if (!w.settle || !this.leading) return;
+    w.settle(this.#client, obj).catch((err: unknown) => {
+      this.#log.warn(
+        { resource: w.resource, name: objectKey(obj), err: String(err) },
+        'could not write status; retried at the next resync',
+      );
+    });
   }
 
   async #work(signal: AbortSignal): Promise<void> {
@@ -363,7 +406,7 @@ export class LoadBalancerController {
   }
 
   #relevant(source: LoadBalancerSource, obj: KubeObject): boolean {
-    return source.wants(obj) || (obj.metadata?.finalizers ?? []).includes(FINALIZER);
+    return source.wants(obj, this.#worldView) || (obj.metadata?.finalizers ?? []).includes(FINALIZER);
   }
 
   /** Reconciles one key (`<kind>/<namespace>/<name>`); never throws. */
@@ -385,7 +428,7 @@ export class LoadBalancerController {
       const obj = entry?.informer.get(`${ref.namespace}/${ref.name}`);
       if (!entry || !obj) {
         await this.#removeGone(key, ref, ctx);
-      } else if (obj.metadata?.deletionTimestamp || !entry.source.wants(obj)) {
+      } else if (obj.metadata?.deletionTimestamp || !entry.source.wants(obj, this.#worldView)) {
         await this.#finalize(key, entry.source, obj, ctx);
       } else {
         await this.#ensure(key, entry.source, obj, ctx);
@@ -439,7 +482,7 @@ export class LoadBalancerController {
     // Track what the object refers to before translating it, so that a missing Service or
     // Secret that appears later re-triggers it.
     this.#trackDependencies(key, { endpointsOf: [], nodes: false, ...source.references(obj) });
-    const draft = source.build(obj, this.#world());
+    const draft = source.build(obj, this.#worldView);
     this.#trackDependencies(key, draft.dependencies);
     // Carrying the finalizer already, the object was realised before (by this process, or by
     // the one before a restart): its first reconcile here announces only what it changes.
@@ -531,6 +574,7 @@ export class LoadBalancerController {
       uid: meta.uid ?? '',
     });
     this.#forgetKey(key);
+    await source.forget?.(this.#client, obj);
     if (!meta.deletionTimestamp) await source.clearOutcome(this.#client, obj);
     await this.#client.patch(source.objectPath(ref.namespace, ref.name), {
       metadata: {
@@ -551,6 +595,9 @@ export class LoadBalancerController {
     ctx.log.info({}, 'object is gone; removing its load balancer');
     await this.#backend.remove(known?.ref ?? ref, ctx);
     if (known) await this.#opts.allocator?.release(known.owner);
+    await this.#sources
+      .get(ref.kind)
+      ?.source.forget?.(this.#client, { metadata: { namespace: ref.namespace, name: ref.name } });
     this.#orphans.delete(key);
     this.#forgetKey(key);
   }
@@ -646,6 +693,8 @@ export class LoadBalancerController {
         return serviceEndpoints(slices);
       },
       secret: (ns, name) => this.#secrets?.get(`${ns}/${name}`),
+      objects: (resource) => this.#watched.get(resource)?.list() ?? [],
+      object: (resource, ns, name) => this.#watched.get(resource)?.get(ns ? `${ns}/${name}` : name),
       capabilities: this.#backend.capabilities,
       nodeAddressPreference: this.#opts.nodeAddressPreference ?? ['InternalIP', 'ExternalIP'],
     };
@@ -711,10 +760,46 @@ export class LoadBalancerController {
         this.#enqueueDependents((d) => d.endpointsOf.includes(svc));
       },
     });
+    for (const [kind, { source }] of this.#sources) {
+      for (const w of source.watches ?? []) this.#wireWatched(kind, w);
+    }
     this.#secrets?.on({
       add: (s) => this.#enqueueDependents((d) => d.secrets.includes(objectKey(s))),
       update: (_o, s) => this.#enqueueDependents((d) => d.secrets.includes(objectKey(s))),
       delete: (s) => this.#enqueueDependents((d) => d.secrets.includes(objectKey(s))),
+    });
+  }
+
+  /** A watched object changed: re-reconcile what depends on it and what it names, and settle it. */
+  #wireWatched(kind: SourceKind, w: WatchedResource): void {
+    const changed = (objs: readonly KubeObject[]) => {
+      const keys = new Set<string>();
+      for (const obj of objs) {
+        const ns = obj.metadata?.namespace ?? '';
+        for (const k of [`${w.resource}/${ns}/${obj.metadata?.name}`, `${w.resource}/${ns}/*`, `${w.resource}/*`]) {
+          keys.add(k);
+        }
+        const owners = w.owners?.(obj) ?? [];
+        if (owners === 'all') {
+          const entry = this.#sources.get(kind);
+          for (const o of entry?.informer.list() ?? []) this.#queue.add(keyOf(kind, o));
+        } else {
+          for (const o of owners) this.#queue.add(`${kind.toLowerCase()}/${o.namespace}/${o.name}`);
+        }
+      }
+      this.#enqueueDependents((d) => (d.objects ?? []).some((o) => keys.has(o)));
+    };
+    this.#watched.get(w.resource)?.on({
+      add: (obj) => {
+        changed([obj]);
+        this.#settle(w, obj);
+      },
+      update: (oldObj, obj) => {
+        if (inputOf(oldObj) === inputOf(obj)) return;
+        changed([oldObj, obj]);
+        this.#settle(w, obj);
+      },
+      delete: (obj) => changed([obj]),
     });
   }
 

@@ -27,6 +27,23 @@ export {
   TerminalError,
 } from './errors.js';
 export { EventRecorder, type EventType } from './event-recorder.js';
+export type {
+  BackendRefJson,
+  GatewayClassObject,
+  GatewayListenerJson,
+  GatewayObject,
+  HttpRouteMatchJson,
+  LabelSelectorJson,
+  ListenerStatusJson,
+  ObjectReferenceJson,
+  ParentReferenceJson,
+  ReferenceGrantObject,
+  RouteObject,
+  RouteParentStatusJson,
+  RouteRuleJson,
+} from './gateway-api-types.js';
+export { GatewaySource, type GatewaySourceOptions } from './gateway-source.js';
+export { GATEWAY_GROUP } from './gateway-translation.js';
 export { type HealthServer, type HealthServerOptions, startHealthServer } from './health-server.js';
 export { Informer, type InformerHandler, type InformerOptions } from './informer.js';
 export { IngressSource, type IngressSourceOptions } from './ingress-source.js';
@@ -74,6 +91,7 @@ export type {
   LoadBalancerSource,
   ReconcileOutcome,
   SuccessOutcome,
+  WatchedResource,
 } from './source.js';
 export {
   addressIngress,
@@ -93,6 +111,7 @@ export {
   type PortStatus,
   type Protocol,
   parseLoadBalancerId,
+  type SniRoute,
   type SourceKind,
   type Target,
   type TargetKind,

@@ -1,10 +1,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Annotations, klbAnnotations, parseAddresses, parseOptions, parseToken } from './annotations.js';
-import { boundedName } from './bounded-name.js';
 import { TerminalError } from './errors.js';
+import { hostRank, isHostName, isHttpPath } from './http-names.js';
 import type { KubeClient } from './kube-client.js';
 import type { IngressBackend, IngressObject } from './kube-types.js';
 import { statusIngress } from './service-source.js';
+import { ServiceUpstreams } from './service-upstreams.js';
 import type {
   ClusterState,
   LoadBalancerDependencies,
@@ -12,24 +13,14 @@ import type {
   LoadBalancerSource,
   ReconcileOutcome,
 } from './source.js';
-import {
-  type HttpRoute,
-  type IpFamily,
-  type Listener,
-  loadBalancerId,
-  type TlsCertificate,
-  type Upstream,
-} from './spec.js';
-import { buildTargets, chooseTargetKind, familyOf } from './targets.js';
+import { type HttpRoute, type IpFamily, type Listener, loadBalancerId, type TlsCertificate } from './spec.js';
+import { familyOf } from './targets.js';
 
 /** Options of {@link IngressSource}. */
 export interface IngressSourceOptions {
   /** The `ingressClassName` KLB owns; default `klb`. */
   readonly ingressClassName?: string;
 }
-
-const HOST = /^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const PATH = /^\/[A-Za-z0-9\-._~!&'()*+,;=:@%/]*$/;
 
 function decodePem(value: string | undefined, what: string): string {
   const text = Buffer.from(value ?? '', 'base64').toString('utf8');
@@ -91,73 +82,33 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
     const families: IpFamily[] = requested.length
       ? [...new Set(requested.map((a) => familyOf(a) as IpFamily))]
       : ['IPv4'];
-    const upstreams = new Map<string, Upstream>();
-    const services = new Set<string>();
-    const endpointsOf = new Set<string>();
-    let usesNodes = false;
-
+    const upstreams = new ServiceUpstreams(world);
+    const healthPath = annotations[Annotations.healthCheckPath];
+    if (healthPath !== undefined && !isHttpPath(healthPath)) {
+      throw new TerminalError(`annotation ${Annotations.healthCheckPath} is not a valid path`, {
+        reason: 'InvalidAnnotation',
+      });
+    }
     const upstreamFor = (backend: IngressBackend, where: string): string => {
       const svcName = backend.service?.name;
       const port = backend.service?.port;
       if (!svcName || !port)
         throw new TerminalError(`${where}: only Service backends are supported`, { reason: 'InvalidBackend' });
-      const service = world.service(ns, svcName);
-      services.add(`${ns}/${svcName}`);
-      if (!service)
-        throw new TerminalError(`${where}: Service ${ns}/${svcName} does not exist`, { reason: 'UnknownService' });
-      const servicePort = service.spec?.ports?.find((p) => (port.name ? p.name === port.name : p.port === port.number));
-      if (!servicePort) {
-        throw new TerminalError(`${where}: Service ${svcName} has no port ${port.name ?? port.number}`, {
-          reason: 'UnknownPort',
-        });
-      }
-      // An upstream name is a 63-character identifier; a valid Service name is up to 63 alone.
-      const upstreamName = boundedName(`${svcName}-${servicePort.port}`.replace(/[^a-z0-9-]/g, '-'), 63);
-      if (upstreams.has(upstreamName)) return upstreamName;
-      const kind = chooseTargetKind(caps.targetKinds, service);
-      if (kind === 'node') usesNodes = true;
-      const localOnly = service.spec?.externalTrafficPolicy === 'Local';
-      if (kind === 'pod' || localOnly) endpointsOf.add(`${ns}/${svcName}`);
-      let targets: Upstream['targets'];
-      try {
-        targets = buildTargets({
-          kind,
-          service,
-          servicePort,
-          nodes: kind === 'node' ? world.nodes() : [],
-          endpoints: kind === 'pod' || localOnly ? world.endpoints(ns, svcName) : [],
-          nodeAddressPreference: world.nodeAddressPreference,
-          families: ['IPv4', 'IPv6'],
-          localOnly,
-        });
-      } catch (err) {
-        throw new TerminalError(`${where}: ${(err as Error).message}`, { reason: 'NoTargets', cause: err });
-      }
-      const healthPath = annotations[Annotations.healthCheckPath];
-      if (healthPath !== undefined && !PATH.test(healthPath)) {
-        throw new TerminalError(`annotation ${Annotations.healthCheckPath} is not a valid path`, {
-          reason: 'InvalidAnnotation',
-        });
-      }
-      upstreams.set(upstreamName, {
-        name: upstreamName,
-        targets,
-        healthCheck: {
-          type: healthPath ? 'http' : 'tcp',
-          ...(healthPath ? { path: healthPath } : {}),
-          intervalSeconds: 5,
-          timeoutSeconds: 3,
-          unhealthyThreshold: 3,
-          healthyThreshold: 2,
+      return upstreams.forServicePort(
+        {
+          namespace: ns,
+          name: svcName,
+          ...(port.name ? { portName: port.name } : { portNumber: port.number ?? 0 }),
         },
-      });
-      return upstreamName;
+        where,
+        healthPath,
+      );
     };
 
     const routes: HttpRoute[] = [];
     for (const [i, rule] of (ing.spec?.rules ?? []).entries()) {
       const host = rule.host;
-      if (host !== undefined && (!HOST.test(host) || host.length > 253)) {
+      if (host !== undefined && !isHostName(host)) {
         throw new TerminalError(`rules[${i}].host ${JSON.stringify(host.slice(0, 80))} is not a valid host name`, {
           reason: 'InvalidHost',
         });
@@ -165,7 +116,7 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
       for (const [j, p] of (rule.http?.paths ?? []).entries()) {
         const where = `rules[${i}].http.paths[${j}]`;
         const path = p.path ?? '/';
-        if (!PATH.test(path) || path.length > 1024) {
+        if (!isHttpPath(path)) {
           throw new TerminalError(`${where}.path ${JSON.stringify(path.slice(0, 80))} is not a valid path`, {
             reason: 'InvalidPath',
           });
@@ -181,7 +132,7 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
     // Most specific first: exact host before wildcard before any; longer paths first; Exact before Prefix.
     routes.sort(
       (a, b) =>
-        rank(a.host) - rank(b.host) ||
+        hostRank(a.host) - hostRank(b.host) ||
         (b.path?.length ?? 0) - (a.path?.length ?? 0) ||
         (a.pathType === b.pathType ? 0 : a.pathType === 'Exact' ? -1 : 1),
     );
@@ -209,7 +160,7 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
         });
       }
       for (const h of tls.hosts ?? []) {
-        if (!HOST.test(h))
+        if (!isHostName(h))
           throw new TerminalError(`tls[${i}].hosts: ${JSON.stringify(h.slice(0, 80))} is not a host name`, {
             reason: 'InvalidHost',
           });
@@ -243,7 +194,7 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
         requestedAddresses: requested,
         ipFamilies: families,
         listeners,
-        upstreams: [...upstreams.values()].sort((a, b) => a.name.localeCompare(b.name)),
+        upstreams: upstreams.upstreams,
         options: parseOptions(annotations, [], undefined),
         annotations: klbAnnotations(annotations),
       },
@@ -256,7 +207,12 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
         namespace: ns,
         labels: ing.metadata?.labels ?? {},
       },
-      dependencies: { services: [...services], endpointsOf: [...endpointsOf], secrets: [...secrets], nodes: usesNodes },
+      dependencies: {
+        services: [...upstreams.services],
+        endpointsOf: [...upstreams.endpointsOf],
+        secrets: [...secrets],
+        nodes: upstreams.usesNodes,
+      },
     };
   }
 
@@ -279,8 +235,4 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
     });
     return true;
   }
-}
-
-function rank(host: string | undefined): number {
-  return host === undefined ? 2 : host.startsWith('*.') ? 1 : 0;
 }

@@ -22,6 +22,8 @@ export interface ObjectMeta {
   finalizers?: string[];
   /** Set when deletion was requested. */
   deletionTimestamp?: string;
+  /** When the object was created (RFC 3339). */
+  creationTimestamp?: string;
   /** Server-side apply bookkeeping (stripped from caches). */
   managedFields?: unknown[];
 }

@@ -15,6 +15,13 @@ export interface ClusterState {
   endpoints(namespace: string, name: string): readonly ServiceEndpoint[];
   /** A Secret by namespace and name (TLS Secrets only). */
   secret(namespace: string, name: string): SecretObject | undefined;
+  /**
+   * The objects of a resource a source watches ({@link LoadBalancerSource.watches}), e.g.
+   * `httproutes`; cluster-scoped ones have the namespace `''`.
+   */
+  objects(resource: string): readonly KubeObject[];
+  /** One object of a watched resource by namespace (`''` when cluster-scoped) and name. */
+  object(resource: string, namespace: string, name: string): KubeObject | undefined;
   /** The backend's capabilities. */
   readonly capabilities: BackendCapabilities;
   /** Node address types in order of preference. */
@@ -31,6 +38,33 @@ export interface LoadBalancerDependencies {
   readonly secrets: readonly string[];
   /** Whether node changes affect it. */
   readonly nodes: boolean;
+  /**
+   * Objects of watched resources ({@link LoadBalancerSource.watches}) it was built from, as
+   * `<resource>/<namespace>/<name>` (`<namespace>` is empty for cluster-scoped objects);
+   * `<resource>/<namespace>/*` stands for every object of the namespace and `<resource>/*` for
+   * every object of the resource.
+   */
+  readonly objects?: readonly string[];
+}
+
+/** A kind of object besides Services, endpoints, Secrets and nodes that a source reads. */
+export interface WatchedResource {
+  /** Name in dependency keys and metrics: the plural resource name, e.g. `httproutes`. */
+  readonly resource: string;
+  /** Collection path to list and watch (all namespaces). */
+  readonly collectionPath: string;
+  /**
+   * The objects of the source's kind (namespace and name) that this object says it feeds, e.g.
+   * the Gateways a Route's `parentRefs` name, so that a new object reaches them before any
+   * depends on it; `'all'` for every object of the source's kind (e.g. a GatewayClass changed).
+   */
+  owners?(obj: KubeObject): readonly { readonly namespace: string; readonly name: string }[] | 'all';
+  /**
+   * Writes what the source says of the watched object itself (e.g. a GatewayClass's `Accepted`
+   * condition) when it differs; returns whether it wrote. Called by the leader on every change
+   * of the object and at each resync.
+   */
+  settle?(client: KubeClient, obj: KubeObject): Promise<boolean>;
 }
 
 /** A translated object: the spec without addresses, the address request and the dependencies. */
@@ -81,8 +115,8 @@ export interface LoadBalancerSource<T extends KubeObject = KubeObject> {
   readonly labelSelector?: string;
   /** The object's API path (for finalizer and status patches). */
   objectPath(namespace: string, name: string): string;
-  /** Whether KLB should realise a load balancer for this object. */
-  wants(obj: T): boolean;
+  /** Whether KLB should realise a load balancer for this object (`world` for what decides it elsewhere, e.g. its class). */
+  wants(obj: T, world: ClusterState): boolean;
   /** The Services and Secrets the object refers to, read without validating it. */
   references(obj: T): Pick<LoadBalancerDependencies, 'services' | 'secrets'>;
   /** Translates the object; throws TerminalError when it is invalid. */
@@ -91,4 +125,11 @@ export interface LoadBalancerSource<T extends KubeObject = KubeObject> {
   writeOutcome(client: KubeClient, obj: T, outcome: ReconcileOutcome): Promise<boolean>;
   /** Clears what KLB wrote (the object is no longer KLB's); returns whether it wrote. */
   clearOutcome(client: KubeClient, obj: T): Promise<boolean>;
+  /** Further kinds of object it reads; a change to one re-reconciles exactly the objects that depend on it. */
+  readonly watches?: readonly WatchedResource[];
+  /**
+   * KLB stopped serving the object (deleted, or no longer KLB's) and its load balancer is gone:
+   * remove what the source wrote on other objects for it (e.g. a Route's `status.parents` entry).
+   */
+  forget?(client: KubeClient, obj: T): Promise<void>;
 }

@@ -1,8 +1,12 @@
 /** The kinds of Kubernetes object a load balancer is declared by. */
-export type SourceKind = 'Service' | 'ConfigMap' | 'Ingress';
+export type SourceKind = 'Service' | 'ConfigMap' | 'Ingress' | 'Gateway';
 
-/** Listener protocols. `HTTP`/`HTTPS` are L7 (routes, TLS termination); `TCP`/`UDP` are L4. */
-export type Protocol = 'TCP' | 'UDP' | 'HTTP' | 'HTTPS';
+/**
+ * Listener protocols. `HTTP`/`HTTPS` are L7 (routes, TLS termination); `TCP`/`UDP` are L4;
+ * `TLS` is TLS passthrough: the connection goes to an upstream chosen by the client's SNI host
+ * name, still encrypted.
+ */
+export type Protocol = 'TCP' | 'UDP' | 'HTTP' | 'HTTPS' | 'TLS';
 
 /** IP families, as Kubernetes names them. */
 export type IpFamily = 'IPv4' | 'IPv6';
@@ -84,6 +88,14 @@ export interface HttpRoute {
   readonly upstream: string;
 }
 
+/** A TLS passthrough rule: connections whose SNI host name matches go to an upstream. */
+export interface SniRoute {
+  /** Exact host name, or `*.example.com`; absent matches any host name (and none). */
+  readonly host?: string;
+  /** Name of the {@link Upstream} that serves the connections. */
+  readonly upstream: string;
+}
+
 /** A TLS certificate for an HTTPS listener, resolved from a `kubernetes.io/tls` Secret. */
 export interface TlsCertificate {
   /** The Secret it came from. */
@@ -117,6 +129,8 @@ export interface Listener {
   readonly tls?: readonly TlsCertificate[];
   /** For an HTTP listener: redirect to the HTTPS listener on this port instead of serving. */
   readonly redirectToHttpsPort?: number;
+  /** SNI rules of a `TLS` (passthrough) listener, exact hosts before wildcards before the catch-all. */
+  readonly sniRoutes?: readonly SniRoute[];
 }
 
 /** Backend-neutral options that apply to the whole load balancer. */
@@ -250,9 +264,11 @@ export function loadBalancerId(kind: SourceKind, namespace: string, name: string
 
 /** Parses a {@link LoadBalancerRef.id} back into a ref (without uid); undefined if it is not one. */
 export function parseLoadBalancerId(id: string): LoadBalancerRef | undefined {
-  const match = /^(service|configmap|ingress)\/([a-z0-9][a-z0-9.-]{0,252})\/([a-z0-9][a-z0-9.-]{0,252})$/.exec(id);
+  const match = /^(service|configmap|ingress|gateway)\/([a-z0-9][a-z0-9.-]{0,252})\/([a-z0-9][a-z0-9.-]{0,252})$/.exec(
+    id,
+  );
   if (!match) return undefined;
-  const kinds = { service: 'Service', configmap: 'ConfigMap', ingress: 'Ingress' } as const;
+  const kinds = { service: 'Service', configmap: 'ConfigMap', ingress: 'Ingress', gateway: 'Gateway' } as const;
   const [, kind, namespace, name] = match as unknown as [string, keyof typeof kinds, string, string];
   return { id, kind: kinds[kind], namespace, name };
 }

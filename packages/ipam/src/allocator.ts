@@ -7,7 +7,7 @@ import type { AddressHolder, Allocation, AllocationOwner, AllocationRequest, Poo
 const SAFE = 1n << 53n;
 const FAMILIES: readonly IpFamily[] = ['IPv4', 'IPv6'];
 const PROTOCOLS = new Set(['TCP', 'UDP', 'SCTP']);
-const KINDS = new Set(['Service', 'ConfigMap', 'Ingress']);
+const KINDS = new Set(['Service', 'ConfigMap', 'Ingress', 'Gateway']);
 const SHARING_KEY = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$/;
 
 type OffsetKey = number | bigint;

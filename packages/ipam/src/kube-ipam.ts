@@ -46,7 +46,8 @@ export interface KubeIpamOptions {
   readonly registry?: Registry;
   /**
    * Kinds whose assigned addresses are imported at start and whose deletion frees claims.
-   * Default: Service, ConfigMap (original-style, labelled `app=loadbalancer`) and Ingress.
+   * Default: Service, ConfigMap (original-style, labelled `app=loadbalancer`) and Ingress; add
+   * `Gateway` when Gateways are served (the Gateway API CRDs must then be installed).
    */
   readonly ownerKinds?: readonly AllocationOwner['kind'][];
   /** How many times one allocate() re-plans after losing a race for an address; default 64. */
@@ -66,6 +67,15 @@ export interface KubeIpamOptions {
 }
 
 type ClaimOutcome = 'ok' | 'lost';
+
+/** Gateways (gateway.networking.k8s.io/v1), for the addresses they hold. */
+const GATEWAYS = '/apis/gateway.networking.k8s.io/v1/gateways';
+
+/** The fields of a Gateway the import reads. */
+interface GatewayJson {
+  metadata?: { namespace?: string; name?: string; uid?: string; annotations?: Record<string, string> };
+  status?: { addresses?: { type?: string; value: string }[] };
+}
 
 interface LiveOwner {
   readonly owner: AllocationOwner;
@@ -333,12 +343,13 @@ export class KubeIpam {
   async #listOwners(): Promise<LiveOwner[]> {
     const kc = this.#options.kubeConfig;
     const size = this.#options.pageSize;
-    const [services, configMaps, ingresses] = await Promise.all([
+    const [services, configMaps, ingresses, gateways] = await Promise.all([
       this.#kinds.has('Service') ? listAll<V1Service>(kc, '/api/v1/services', {}, size) : [],
       this.#kinds.has('ConfigMap')
         ? listAll<V1ConfigMap>(kc, '/api/v1/configmaps', { labelSelector: 'app=loadbalancer' }, size)
         : [],
       this.#kinds.has('Ingress') ? listAll<V1Ingress>(kc, '/apis/networking.k8s.io/v1/ingresses', {}, size) : [],
+      this.#kinds.has('Gateway') ? listAll<GatewayJson>(kc, GATEWAYS, {}, size) : [],
     ]);
     const owner = (
       kind: AllocationOwner['kind'],
@@ -371,6 +382,14 @@ export class KubeIpam {
       const ips = (ing.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [i.ip] : []));
       live.push({ owner: o, addresses: ips, sharingKey: undefined, ports: [] });
     }
+    for (const gw of gateways) {
+      const o = owner('Gateway', gw.metadata);
+      if (!o) continue;
+      const ips = (gw.status?.addresses ?? []).flatMap((a) =>
+        (a.type ?? 'IPAddress') === 'IPAddress' ? [a.value] : [],
+      );
+      live.push({ owner: o, addresses: ips, sharingKey: sharingKeyOf(gw.metadata?.annotations), ports: [] });
+    }
     return live;
   }
 
@@ -382,7 +401,15 @@ export class KubeIpam {
           ? await this.#core.readNamespacedService({ namespace: h.namespace, name: h.name })
           : h.kind === 'ConfigMap'
             ? await this.#core.readNamespacedConfigMap({ namespace: h.namespace, name: h.name })
-            : await this.#networking.readNamespacedIngress({ namespace: h.namespace, name: h.name });
+            : h.kind === 'Gateway'
+              ? ((await this.#custom.getNamespacedCustomObject({
+                  group: 'gateway.networking.k8s.io',
+                  version: 'v1',
+                  namespace: h.namespace,
+                  plural: 'gateways',
+                  name: h.name,
+                })) as GatewayJson)
+              : await this.#networking.readNamespacedIngress({ namespace: h.namespace, name: h.name });
       return read.metadata?.uid !== h.uid;
     } catch (err) {
       if (status(err) === 404) return true;

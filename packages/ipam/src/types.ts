@@ -3,7 +3,7 @@ import type { IpFamily } from './ip.js';
 /** The Kubernetes object an allocation belongs to. Identity is the `uid`. */
 export interface AllocationOwner {
   /** Kind of the owning object. */
-  readonly kind: 'Service' | 'ConfigMap' | 'Ingress';
+  readonly kind: 'Service' | 'ConfigMap' | 'Ingress' | 'Gateway';
   /** Namespace of the owning object. */
   readonly namespace: string;
   /** Name of the owning object. */
