@@ -1,5 +1,5 @@
 import { type LoadBalancerRef, type LoadBalancerSpec, TerminalError } from '@klb/core';
-import { baseName, desiredLoadBalancer } from './desired-state.js';
+import { affinitySeconds, baseName, desiredLoadBalancer } from './desired-state.js';
 import { canonicalAddress } from './f5-path.js';
 
 /** The AS3 schema version KLB writes. */
@@ -28,12 +28,17 @@ export function as3Remark(controllerId: string): string {
   return `klb:${controllerId}`;
 }
 
+/** The name of the application's `Persist` object (listener names have no `_`, so it never clashes). */
+export const as3PersistName = 'source_addr_persist';
+
 /**
  * The AS3 Application for a spec: per listener a `Service_TCP`/`Service_UDP`/`Service_HTTP`
  * named after the listener, a `Pool` `<listener>_pool` with the ready node targets, and an HTTP
  * `Monitor` `<listener>_monitor` when the upstream asks for an http check (`tcp` otherwise).
- * The application's `label` is the load balancer's id. Throws {@link TerminalError} for what
- * the backend cannot realise (the same rules as LTM mode).
+ * Client IP affinity adds a `Persist` `source_addr_persist` (`source-address`, `duration` = the
+ * affinity timeout) that every service uses; `source-ip-hash` alone uses AS3's stock
+ * `source-address`. The application's `label` is the load balancer's id. Throws
+ * {@link TerminalError} for what the backend cannot realise (the same rules as LTM mode).
  */
 export function as3Application(spec: LoadBalancerSpec, settings: As3Settings): As3Application {
   // Same validation as LTM mode (addresses, ports, protocols, paths).
@@ -46,7 +51,13 @@ export function as3Application(spec: LoadBalancerSpec, settings: As3Settings): A
   const upstreams = new Map(spec.upstreams.map((u) => [u.name, u]));
   const app: As3Application = { class: 'Application', remark: as3Remark(settings.controllerId), label: spec.ref.id };
   const virtualAddresses = spec.addresses.map(canonicalAddress);
-  const persist = spec.options.algorithm === 'source-ip-hash' || spec.options.sessionAffinity !== undefined;
+  const affinity = affinitySeconds(spec);
+  const persistenceMethods: unknown[] =
+    affinity !== undefined
+      ? [{ use: as3PersistName }]
+      : spec.options.algorithm === 'source-ip-hash'
+        ? ['source-address']
+        : [];
   for (const listener of spec.listeners) {
     const upstream = upstreams.get(listener.upstream ?? '');
     if (!upstream) throw new TerminalError(`listener ${listener.name} has no upstream`, { reason: 'InvalidUpstream' });
@@ -92,8 +103,11 @@ export function as3Application(spec: LoadBalancerSpec, settings: As3Settings): A
       virtualPort: listener.port,
       pool: poolName,
       snat: settings.snat,
-      persistenceMethods: persist ? ['source-address'] : [],
+      persistenceMethods,
     };
+  }
+  if (affinity !== undefined) {
+    app[as3PersistName] = { class: 'Persist', persistenceMethod: 'source-address', duration: affinity };
   }
   return app;
 }

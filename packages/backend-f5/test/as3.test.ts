@@ -118,6 +118,48 @@ it('ensure declares one application per load balancer (per-application API, asyn
   }
 });
 
+it('client IP affinity: a Persist with the timeout as duration, used by every service; it follows the timeout and goes with affinity', async () => {
+  const sticky = (timeoutSeconds?: number): LoadBalancerSpec => {
+    const spec = makeSpec({ name: 'sticky', ports: [80, 443] });
+    return {
+      ...spec,
+      options: { ...spec.options, ...(timeoutSeconds === undefined ? {} : { sessionAffinity: { timeoutSeconds } }) },
+    };
+  };
+  const app = as3Application(sticky(600), { tenant: 'klb', controllerId: 'klb', snat: 'auto' }) as Record<
+    string,
+    Record<string, unknown>
+  >;
+  assert.equal(app.source_addr_persist, { class: 'Persist', persistenceMethod: 'source-address', duration: 600 });
+  assert.equal(app['tcp-80']?.persistenceMethods, [{ use: 'source_addr_persist' }]);
+  assert.equal(app['tcp-443']?.persistenceMethods, [{ use: 'source_addr_persist' }]);
+  valid(as3Declaration('klb', { klb_svc_default_sticky: app }));
+  const backend = new F5As3Backend({
+    client: new IControlClient({ host: f5.host, username: 'admin', password: 'admin', ca: f5.ca }),
+    taskPollMs: 5,
+  });
+  const declared = () => f5.state().as3.klb?.klb_svc_default_sticky as Record<string, Record<string, unknown>>;
+  try {
+    await backend.ensure(sticky(600), ctx);
+    assert.is(declared().source_addr_persist?.duration, 600);
+    let mark = f5.calls.length;
+    await backend.ensure(sticky(30), ctx);
+    assert.is(f5.calls.counts(mark).writes, 1, 'one per-application post');
+    assert.is(declared().source_addr_persist?.duration, 30);
+    mark = f5.calls.length;
+    await backend.ensure(sticky(undefined), ctx);
+    assert.is(f5.calls.counts(mark).writes, 1);
+    assert.is(declared().source_addr_persist, undefined);
+    assert.equal(declared()['tcp-80']?.persistenceMethods, []);
+    valid(as3Declaration('klb', f5.state().as3.klb as Record<string, Record<string, unknown>>));
+    await backend.ensure(sticky(600), ctx);
+    await backend.remove(sticky(600).ref, ctx);
+    assert.is(f5.state().as3.klb?.klb_svc_default_sticky, undefined);
+  } finally {
+    await backend.close();
+  }
+});
+
 it('specs AS3 mode cannot realise are terminal errors', async () => {
   const backend = new F5As3Backend({
     client: new IControlClient({ host: f5.host, username: 'admin', password: 'admin', ca: f5.ca }),
