@@ -239,6 +239,40 @@ it('externalTrafficPolicy Local: only nodes with ready endpoints are members, ch
   await waitUntil('deleted', () => gone(ns, 'loc'));
 });
 
+it('sessionAffinity ClientIP: the virtual uses a persistence profile with the Service timeout, which follows it and goes with it', async () => {
+  const ns = await namespace(client, 'f5sticky');
+  const profilePath = `/klb/klb_svc_${ns}_sticky_source_addr`;
+  const profile = () => f5.state().persistence.sourceAddr.find((p) => p.fullPath === profilePath);
+  const persistOf = () =>
+    objectsOf(ns).virtuals.map((v) =>
+      ((v.persist ?? []) as { name: string; partition: string }[]).map((p) => `/${p.partition}/${p.name}`),
+    );
+  const affinity = (timeoutSeconds: number) => ({
+    sessionAffinity: 'ClientIP',
+    sessionAffinityConfig: { clientIP: { timeoutSeconds } },
+  });
+  await client.create(`/api/v1/namespaces/${ns}/services`, lbService('sticky', [80], CLASS, affinity(600)));
+  await waitUntil('profile with 600 s', () => (profile()?.timeout === '600' ? true : undefined));
+  await waitUntil('attached', () => (persistOf()[0]?.[0] === profilePath ? true : undefined));
+  assert.equal(persistOf(), [[profilePath]]);
+  assert.is(profile()?.description, `klb:klb service/${ns}/sticky`);
+  await client.patch(`/api/v1/namespaces/${ns}/services/sticky`, { spec: affinity(30) });
+  await waitUntil('profile with 30 s', () => (profile()?.timeout === '30' ? true : undefined));
+  assert.equal(persistOf(), [[profilePath]]);
+  await client.patch(`/api/v1/namespaces/${ns}/services/sticky`, {
+    spec: { sessionAffinity: 'None', sessionAffinityConfig: null },
+  });
+  await waitUntil('profile gone', () => (profile() === undefined ? true : undefined));
+  assert.equal(persistOf(), [[]], 'the virtual no longer uses it');
+  await client.patch(`/api/v1/namespaces/${ns}/services/sticky`, { spec: affinity(600) });
+  await waitUntil('profile back', () => (profile()?.timeout === '600' ? true : undefined));
+  await client.delete(`/api/v1/namespaces/${ns}/services/sticky`);
+  await waitUntil('deleted', () => gone(ns, 'sticky'));
+  const after = objectsOf(ns);
+  assert.equal([after.virtuals.length, after.pools.length, after.monitors.length], [0, 0, 0]);
+  assert.is(profile(), undefined, 'nothing is left');
+});
+
 it('a token that expires mid-run is replaced and the reconcile goes on', async () => {
   const ns = await namespace(client, 'f5token');
   await client.create(`/api/v1/namespaces/${ns}/services`, lbService('tok', [80], CLASS));
