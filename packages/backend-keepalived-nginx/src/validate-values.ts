@@ -136,11 +136,11 @@ export function validInterface(value: unknown, field = 'interface'): string {
 export function validLoadBalancerId(value: unknown, field = 'id'): string {
   if (
     typeof value !== 'string' ||
-    !/^(service|configmap|ingress)\/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\/[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(
+    !/^(service|configmap|ingress|gateway)\/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\/[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(
       value,
     )
   ) {
-    return fail(field, value, 'a load balancer id (<service|configmap|ingress>/<namespace>/<name>)');
+    return fail(field, value, 'a load balancer id (<service|configmap|ingress|gateway>/<namespace>/<name>)');
   }
   return value;
 }

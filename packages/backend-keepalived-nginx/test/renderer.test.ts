@@ -185,6 +185,20 @@ test('a VIP:port collision rejects the load balancer whose id sorts later', () =
   assert.is(renderNginxConfig([versioned(other), a], nginxOptions(dir)).rejected.size, 0);
 });
 
+test('a Gateway declares a load balancer too: gateway/<namespace>/<name> ids render', () => {
+  const gateway = clone(a);
+  gateway.id = 'gateway/default/edge';
+  const result = renderNginxConfig([versioned(gateway)], nginxOptions(dir));
+  assert.equal(result.rendered, ['gateway/default/edge']);
+  assert.match(result.config, 'upstream gateway_default_edge.tcp {');
+  const unknown = clone(a);
+  unknown.id = 'route/default/edge';
+  assert.instance(
+    renderNginxConfig([versioned(unknown)], nginxOptions(dir)).rejected.get('route/default/edge'),
+    InvalidDaemonConfigError,
+  );
+});
+
 test('VRRP router ids: one per group, collisions rejected', () => {
   const otherGroup = clone(c);
   otherGroup.options.vrrp = { group: 'blue', vrid: 51 };
