@@ -54,6 +54,20 @@ export interface DaemonHttpRoute {
 }
 
 /**
+ * A TLS passthrough rule of a TLS listener: connections whose SNI server name matches go, still
+ * encrypted, to the upstream.
+ */
+export interface DaemonSniRoute {
+  /**
+   * Exact host name, or `*.example.com` (one label in front of `example.com`, never
+   * `example.com` itself); absent catches every other name and clients that send none.
+   */
+  readonly host?: string;
+  /** The upstream that serves the connections. */
+  readonly upstream: string;
+}
+
+/**
  * A TLS certificate and key for an HTTPS listener. The material is carried inline because the
  * config object that holds it is a Secret; `secret` records where it came from.
  */
@@ -81,9 +95,12 @@ export interface DaemonListener {
   readonly name: string;
   /** The port on the VIPs. */
   readonly port: number;
-  /** `TCP`/`UDP` become nginx `stream` servers; `HTTP`/`HTTPS` become `http` servers. */
-  readonly protocol: 'TCP' | 'UDP' | 'HTTP' | 'HTTPS';
-  /** The upstream of an L4 listener (required), or the default upstream of an L7 one. */
+  /**
+   * `TCP`/`UDP` become nginx `stream` servers; `HTTP`/`HTTPS` become `http` servers; `TLS` (TLS
+   * passthrough) becomes a `stream` server that picks the upstream by the client's SNI server name.
+   */
+  readonly protocol: 'TCP' | 'UDP' | 'HTTP' | 'HTTPS' | 'TLS';
+  /** The upstream of a TCP/UDP listener (required), or the default upstream of an L7 one; not for TLS. */
   readonly upstream?: string;
   /** L7 routes, most specific first (HTTP/HTTPS only). */
   readonly routes?: readonly DaemonHttpRoute[];
@@ -91,6 +108,12 @@ export interface DaemonListener {
   readonly tls?: readonly DaemonTlsCertificate[];
   /** HTTP only: answer every request with a redirect to HTTPS on this port of the same load balancer. */
   readonly redirectToHttpsPort?: number;
+  /**
+   * TLS only: where connections go by SNI server name. An exact host wins over a wildcard, and a
+   * route without host catches the rest; with none, a connection for another name is closed.
+   * For a host listed twice the first route counts.
+   */
+  readonly sniRoutes?: readonly DaemonSniRoute[];
 }
 
 /** VRRP placement of a load balancer's VIPs. */
@@ -173,7 +196,7 @@ const schema = {
         properties: {
           name,
           port,
-          protocol: { enum: ['TCP', 'UDP', 'HTTP', 'HTTPS'] },
+          protocol: { enum: ['TCP', 'UDP', 'HTTP', 'HTTPS', 'TLS'] },
           upstream: name,
           routes: {
             type: 'array',
@@ -215,6 +238,16 @@ const schema = {
             },
           },
           redirectToHttpsPort: port,
+          sniRoutes: {
+            type: 'array',
+            maxItems: 4096,
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['upstream'],
+              properties: { host: { type: 'string', maxLength: 253 }, upstream: name },
+            },
+          },
         },
       },
     },
@@ -392,8 +425,25 @@ export function validateDaemonServiceConfig(value: unknown): DaemonServiceConfig
     if (ports.has(transport)) throw new InvalidDaemonConfigError(`${field}.port`, `${transport} is used twice`);
     ports.add(transport);
     const l7 = listener.protocol === 'HTTP' || listener.protocol === 'HTTPS';
+    const passthrough = listener.protocol === 'TLS';
+    if (passthrough && listener.upstream !== undefined) {
+      throw new InvalidDaemonConfigError(
+        `${field}.upstream`,
+        'is not for a TLS listener: its sniRoutes choose the upstream (a route without host catches the rest)',
+      );
+    }
     if (listener.upstream !== undefined) refUpstream(listener.upstream, `${field}.upstream`);
-    else if (!l7) throw new InvalidDaemonConfigError(`${field}.upstream`, 'is required for a TCP/UDP listener');
+    else if (!l7 && !passthrough) {
+      throw new InvalidDaemonConfigError(`${field}.upstream`, 'is required for a TCP/UDP listener');
+    }
+    if (!passthrough && listener.sniRoutes !== undefined) {
+      throw new InvalidDaemonConfigError(`${field}.sniRoutes`, 'are only for TLS listeners');
+    }
+    listener.sniRoutes?.forEach((route, j) => {
+      const rf = `${field}.sniRoutes[${j}]`;
+      if (route.host !== undefined) validHostname(route.host, `${rf}.host`);
+      refUpstream(route.upstream, `${rf}.upstream`);
+    });
     if (!l7 && (listener.routes !== undefined || listener.tls !== undefined || listener.redirectToHttpsPort)) {
       throw new InvalidDaemonConfigError(
         field,

@@ -27,7 +27,8 @@ const seconds = (n: number | undefined): number | undefined => (n === undefined 
  * Builds the validated daemon config of a load balancer from its backend-neutral spec. Addresses
  * are written canonically; a spec health check becomes nginx's passive health (`max_fails` =
  * unhealthy threshold, `fail_timeout` = interval × threshold), since nginx has no active checks;
- * TLS certificates are carried with their material.
+ * TLS certificates are carried with their material, and a TLS passthrough listener's SNI routes
+ * as they are.
  *
  * @throws InvalidDaemonConfigError (a `TerminalError`) when any value cannot be rendered safely.
  */
@@ -78,6 +79,14 @@ export function daemonConfigFromSpec(
         }
       : {}),
     ...(l.redirectToHttpsPort !== undefined ? { redirectToHttpsPort: l.redirectToHttpsPort } : {}),
+    ...(l.sniRoutes !== undefined
+      ? {
+          sniRoutes: l.sniRoutes.map((r) => ({
+            ...(r.host !== undefined ? { host: r.host } : {}),
+            upstream: r.upstream,
+          })),
+        }
+      : {}),
   }));
   const connect = seconds(spec.options.timeouts.connectSeconds);
   const idle = seconds(spec.options.timeouts.idleSeconds);

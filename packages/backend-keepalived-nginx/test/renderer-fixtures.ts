@@ -172,6 +172,52 @@ export function l7Service(
   });
 }
 
+/**
+ * A TLS passthrough load balancer (as a Gateway with a Passthrough listener and TLSRoutes
+ * declares it): one TLS listener whose SNI routes send `a.example.com` to `a`,
+ * `*.wild.example.com` to `b` and, when `c` has targets, every other name to `c`.
+ */
+export function tlsService(
+  id: string,
+  vip: string,
+  port: number,
+  targets: { a: readonly number[]; b: readonly number[]; c?: readonly number[] },
+): DaemonServiceConfig {
+  const upstream = (name: string, ports: readonly number[]) => ({
+    name,
+    targets: ports.map((p) => ({ address: '127.0.0.1', port: p, ready: true })),
+    maxFails: 1,
+    failTimeoutSeconds: 5,
+  });
+  return versioned({
+    apiVersion: 'klb.io/v1alpha1',
+    kind: 'DaemonServiceConfig',
+    id,
+    addresses: [vip],
+    listeners: [
+      {
+        name: `tls-${port}`,
+        port,
+        protocol: 'TLS',
+        sniRoutes: [
+          { host: 'a.example.com', upstream: 'a' },
+          { host: '*.wild.example.com', upstream: 'b' },
+          ...(targets.c ? [{ upstream: 'c' }] : []),
+        ],
+      },
+    ],
+    upstreams: [upstream('a', targets.a), upstream('b', targets.b), ...(targets.c ? [upstream('c', targets.c)] : [])],
+    options: {
+      algorithm: 'round-robin',
+      sessionAffinity: false,
+      proxyProtocol: false,
+      sourceRanges: ['127.0.0.0/8'],
+      timeouts: { connectSeconds: 5, idleSeconds: 30 },
+      vrrp: { group: 'default', vrid: 51 },
+    },
+  });
+}
+
 /** Node options for a renderer test rooted at `dir`. */
 export function nginxOptions(dir: string): NginxRenderOptions {
   return { tlsDir: join(dir, 'tls'), runDir: join(dir, 'run'), errorLog: join(dir, 'error.log'), workerProcesses: 1 };

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   DaemonConfigConflictError,
   type DaemonServiceConfig,
+  daemonConfigFromSpec,
   InvalidDaemonConfigError,
   InvalidRenderOptionsError,
   KeepalivedRenderer,
@@ -13,6 +14,7 @@ import {
   renderNginxConfig,
   validateDaemonServiceConfig,
 } from '@klb/backend-keepalived-nginx';
+import type { LoadBalancerSpec } from '@klb/core';
 import { freePort, requireComponents } from '@klb/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -26,6 +28,7 @@ import {
   nginxOptions,
   nginxTest,
   type Pem,
+  tlsService,
   versioned,
   writeNginx,
 } from './renderer-fixtures.js';
@@ -53,6 +56,7 @@ const P = {
   plain: await freePort(),
 };
 const P6 = { tcp: await freePort('::1'), udp: await freePort('::1') };
+const PT = await freePort();
 
 const a = l4Service(
   'service/default/alpha',
@@ -68,6 +72,7 @@ const b = l7Service(
   pem,
 );
 const c = l4Service('service/other/gamma', '::1', { tcp: P6.tcp, udp: P6.udp }, { tcp: [9201], udp: [9202] });
+const t = tlsService('gateway/edge/passthrough', '127.0.10.3', PT, { a: [9301], b: [9302], c: [9303] });
 
 test('renders stream servers bound to VIP:port with upstream health, algorithm, limits and timeouts', () => {
   const { config, rejected, rendered } = renderNginxConfig([a, c], nginxOptions(dir));
@@ -322,6 +327,144 @@ test('validateDaemonServiceConfig names the field and the problem', () => {
   assert.throws(
     () => validateDaemonServiceConfig(wrongKey),
     (err: unknown) => err instanceof Error && err.message.includes('does not belong to the certificate'),
+  );
+});
+
+test('TLS listeners: SNI hosts are checked as route hosts are, every upstream must exist, no other fields', () => {
+  assert.is(validateDaemonServiceConfig(t), t);
+  type Listener = ReturnType<typeof clone>['listeners'][number];
+  const cases: [string, (l: Listener) => void, string, string][] = [
+    [
+      'a newline in a host',
+      (l) => l.sniRoutes?.splice(0, 1, { host: 'a.example.com\n}', upstream: 'a' }),
+      'sniRoutes[0].host',
+      'is not a lower-case DNS host name',
+    ],
+    [
+      'a wildcard inside a host',
+      (l) => l.sniRoutes?.splice(1, 1, { host: 'x.*.example.com', upstream: 'b' }),
+      'sniRoutes[1].host',
+      'is not a lower-case DNS host name',
+    ],
+    [
+      'an unknown upstream',
+      (l) => l.sniRoutes?.splice(2, 1, { upstream: 'nowhere' }),
+      'sniRoutes[2].upstream',
+      'refers to unknown upstream "nowhere"',
+    ],
+    [
+      'an upstream',
+      (l) => {
+        l.upstream = 'a';
+      },
+      'upstream',
+      'is not for a TLS listener',
+    ],
+    [
+      'HTTP routes',
+      (l) => {
+        l.routes = [{ pathType: 'Prefix', upstream: 'a' }];
+      },
+      '',
+      'only for HTTP/HTTPS listeners',
+    ],
+    [
+      'certificates',
+      (l) => {
+        l.tls = [];
+      },
+      '',
+      'only for HTTP/HTTPS listeners',
+    ],
+  ];
+  for (const [what, change, field, message] of cases) {
+    const bad = clone(t);
+    change(bad.listeners[0] as Listener);
+    assert.throws(
+      () => validateDaemonServiceConfig(bad),
+      (err: unknown) =>
+        err instanceof InvalidDaemonConfigError &&
+        err.field === `listeners[0]${field ? `.${field}` : ''}` &&
+        err.message.includes(message),
+      what,
+    );
+  }
+  const tcpWithSni = clone(a);
+  (tcpWithSni.listeners[0] as Listener).sniRoutes = [{ upstream: 'tcp' }];
+  assert.throws(
+    () => validateDaemonServiceConfig(tcpWithSni),
+    (err: unknown) => err instanceof InvalidDaemonConfigError && err.field === 'listeners[0].sniRoutes',
+  );
+  // A TLS listener without routes is valid: it closes every connection.
+  const empty = clone(t);
+  (empty.listeners[0] as Listener).sniRoutes = [];
+  assert.ok(validateDaemonServiceConfig(empty));
+});
+
+test('a TLS listener takes its TCP port: TCP or HTTP on it collides, UDP does not', () => {
+  const same = clone(t);
+  same.listeners.push({ name: 'tcp', port: PT, protocol: 'TCP', upstream: 'a' });
+  assert.throws(
+    () => validateDaemonServiceConfig(same),
+    (err: unknown) => err instanceof InvalidDaemonConfigError && err.message.includes(`tcp/${PT} is used twice`),
+  );
+  const udp = clone(t);
+  udp.listeners.push({ name: 'udp', port: PT, protocol: 'UDP', upstream: 'a' });
+  assert.ok(validateDaemonServiceConfig(udp));
+  for (const protocol of ['TCP', 'HTTP'] as const) {
+    const other = clone(a);
+    other.id = 'service/zeta/other';
+    other.addresses = [...t.addresses];
+    other.listeners = [{ name: 'web', port: PT, protocol, upstream: 'tcp' }];
+    const result = renderNginxConfig([t, versioned(other)], nginxOptions(dir));
+    assert.equal(result.rendered, ['gateway/edge/passthrough']);
+    const err = result.rejected.get('service/zeta/other');
+    assert.instance(err, DaemonConfigConflictError);
+    assert.match(String(err?.message), `tcp 127.0.10.3 ${PT} is already used by gateway/edge/passthrough`);
+  }
+});
+
+test('daemonConfigFromSpec carries the SNI routes of a TLS listener, and refuses a hostile one', () => {
+  const spec: LoadBalancerSpec = {
+    ref: { id: 'gateway/edge/tls', kind: 'Gateway', namespace: 'edge', name: 'tls' },
+    addresses: ['10.9.0.1'],
+    requestedAddresses: [],
+    ipFamilies: ['IPv4'],
+    listeners: [
+      {
+        name: 'tls-443',
+        port: 443,
+        protocol: 'TLS',
+        sniRoutes: [
+          { host: 'a.example.com', upstream: 'a' },
+          { host: '*.example.org', upstream: 'a' },
+          { upstream: 'a' },
+        ],
+      },
+    ],
+    upstreams: [
+      { name: 'a', targets: [{ kind: 'node', address: '10.1.0.1', port: 30443, ready: true, nodeName: 'n1' }] },
+    ],
+    options: { algorithm: 'round-robin', proxyProtocol: false, sourceRanges: [], timeouts: {} },
+    annotations: {},
+  };
+  const config = daemonConfigFromSpec(spec, { group: 'default', vrid: 1 });
+  assert.equal(config.listeners, [
+    {
+      name: 'tls-443',
+      port: 443,
+      protocol: 'TLS',
+      sniRoutes: [
+        { host: 'a.example.com', upstream: 'a' },
+        { host: '*.example.org', upstream: 'a' },
+        { upstream: 'a' },
+      ],
+    },
+  ]);
+  const hostile = { ...spec, listeners: [{ ...spec.listeners[0], sniRoutes: [{ host: 'a;b', upstream: 'a' }] }] };
+  assert.throws(
+    () => daemonConfigFromSpec(hostile as LoadBalancerSpec, { group: 'default', vrid: 1 }),
+    (err: unknown) => err instanceof InvalidDaemonConfigError && err.field === 'listeners[0].sniRoutes[0].host',
   );
 });
 
