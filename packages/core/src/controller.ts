@@ -47,9 +47,9 @@ export interface LoadBalancerControllerOptions {
   /** Ingress source settings; `false` disables Ingress (it is off anyway when the backend has no L7). */
   readonly ingress?: IngressSourceOptions | false;
   /**
-   * Gateway API settings; absent or `false`: Gateways are not served. The Gateway API CRDs
-   * (v1: GatewayClass, Gateway, HTTPRoute, TLSRoute, TCPRoute, UDPRoute; ReferenceGrant) must be
-   * installed, or the caches never sync.
+   * Gateway API settings; absent or `false`: Gateways are not served. Until the Gateway API
+   * CRDs (v1: GatewayClass, Gateway, HTTPRoute, TLSRoute, TCPRoute, UDPRoute, ReferenceGrant)
+   * are installed there are no Gateways to serve: their lists are tried again every 30 s.
    */
   readonly gateways?: GatewaySourceOptions | false;
   /** Node address types in order of preference; default `InternalIP`, `ExternalIP`. */
@@ -150,7 +150,7 @@ export class LoadBalancerController {
     const informer = <T extends KubeObject>(
       resource: string,
       path: string,
-      extra: { labelSelector?: string; fieldSelector?: string } = {},
+      extra: { labelSelector?: string; fieldSelector?: string; optional?: boolean } = {},
     ) =>
       new Informer<T>(this.#client, {
         resource,
@@ -196,12 +196,14 @@ export class LoadBalancerController {
       const source = new GatewaySource(options.gateways || {});
       this.#sources.set('Gateway', {
         source: source as unknown as LoadBalancerSource,
-        informer: informer('gateways', source.collectionPath),
+        informer: informer('gateways', source.collectionPath, { optional: true }),
       });
     }
     for (const { source } of this.#sources.values()) {
       for (const w of source.watches ?? []) {
-        if (!this.#watched.has(w.resource)) this.#watched.set(w.resource, informer(w.resource, w.collectionPath));
+        if (!this.#watched.has(w.resource)) {
+          this.#watched.set(w.resource, informer(w.resource, w.collectionPath, { optional: true }));
+        }
       }
     }
     this.#worldView = this.#world();

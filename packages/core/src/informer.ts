@@ -1,5 +1,5 @@
 import { type BackoffOptions, backoffDelay, sleep } from './backoff.js';
-import { type KubeClient, type KubeObject, withQuery } from './kube-client.js';
+import { isNotFound, type KubeClient, type KubeObject, withQuery } from './kube-client.js';
 import { type Logger, silentLogger } from './logger.js';
 
 /** Handlers of an {@link Informer}'s changes. */
@@ -32,6 +32,14 @@ export interface InformerOptions<T extends KubeObject> {
   readonly backoff?: BackoffOptions;
   /** Logger. */
   readonly logger?: Logger;
+  /**
+   * The resource may not be served (a CustomResourceDefinition not installed): a list answered
+   * 404 counts as a complete, empty list, and the list is tried again every `unservedRetryMs`
+   * until the resource is served. Default false: a 404 is an error, retried with backoff.
+   */
+  readonly optional?: boolean;
+  /** How often an {@link InformerOptions.optional} resource that is not served is listed again; default 30000 ms. */
+  readonly unservedRetryMs?: number;
   /** Called on every restart with its reason (`error`, `gone`, `watchdog`, `closed`), for metrics. */
   readonly onRestart?: (reason: 'error' | 'gone' | 'watchdog' | 'closed') => void;
 }
@@ -60,6 +68,7 @@ export class Informer<T extends KubeObject> {
   readonly #handlers: InformerHandler<T>[] = [];
   #resourceVersion = '';
   #synced = false;
+  #served: boolean | undefined;
   #syncWaiters: Array<() => void> = [];
   #stop = new AbortController();
   #loop: Promise<void> | undefined;
@@ -119,7 +128,10 @@ export class Informer<T extends KubeObject> {
     while (!signal.aborted) {
       try {
         if (needList) {
-          await this.#relist(signal);
+          if (!(await this.#relist(signal))) {
+            await sleep(this.#options.unservedRetryMs ?? 30_000, signal).catch(() => {});
+            continue;
+          }
           needList = false;
         }
         const startedAt = Date.now();
@@ -142,13 +154,27 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  async #relist(signal: AbortSignal): Promise<void> {
+  /** Lists into the cache; false when an optional resource is not served (the cache is then empty). */
+  async #relist(signal: AbortSignal): Promise<boolean> {
     const { labelSelector, fieldSelector } = this.#options;
-    const { items, resourceVersion } = await this.#client.list<T>(
-      this.#options.path,
-      { labelSelector, fieldSelector },
-      signal,
-    );
+    let listed: { items: T[]; resourceVersion: string };
+    try {
+      listed = await this.#client.list<T>(this.#options.path, { labelSelector, fieldSelector }, signal);
+    } catch (err) {
+      if (!this.#options.optional || !isNotFound(err)) throw err;
+      if (this.#served !== false)
+        this.#log.info({ path: this.#options.path }, 'resource not served; empty until it is');
+      this.#served = false;
+      this.#replace([], '');
+      return false;
+    }
+    this.#served = true;
+    this.#replace(listed.items, listed.resourceVersion);
+    return true;
+  }
+
+  /** Replaces the cache with a complete list, emitting the differences. */
+  #replace(items: readonly T[], resourceVersion: string): void {
     const transform = this.#options.transform ?? stripManagedFields;
     const fresh = new Map<string, T>();
     for (const item of items) fresh.set(objectKey(item), transform(item));

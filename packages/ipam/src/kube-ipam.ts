@@ -23,7 +23,7 @@ import { type AllocationPlan, Allocator, checkOwner, isValidSharingKey } from '.
 import { type ClaimEvent, ClaimWatch } from './claim-watch.js';
 import { IpamError, isIpamError } from './errors.js';
 import { canonicalAddress, parseAddress } from './ip.js';
-import { listAll, listAllVersioned } from './kube-list.js';
+import { listAll, listAllIfServed, listAllVersioned } from './kube-list.js';
 import { type IpamLogger, silentIpamLogger } from './logger.js';
 import { IpamMetrics } from './metrics.js';
 import type { Pool } from './pool-config.js';
@@ -349,7 +349,8 @@ export class KubeIpam {
         ? listAll<V1ConfigMap>(kc, '/api/v1/configmaps', { labelSelector: 'app=loadbalancer' }, size)
         : [],
       this.#kinds.has('Ingress') ? listAll<V1Ingress>(kc, '/apis/networking.k8s.io/v1/ingresses', {}, size) : [],
-      this.#kinds.has('Gateway') ? listAll<GatewayJson>(kc, GATEWAYS, {}, size) : [],
+      // Without the Gateway API CRDs there are no Gateways.
+      this.#kinds.has('Gateway') ? listAllIfServed<GatewayJson>(kc, GATEWAYS, {}, size) : [],
     ]);
     const owner = (
       kind: AllocationOwner['kind'],

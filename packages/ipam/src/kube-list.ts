@@ -22,6 +22,19 @@ export async function listAll<T>(
   return (await listAllVersioned<T>(kubeConfig, path, query, pageSize, fromCache)).items;
 }
 
+/**
+ * {@link listAll} of a resource that may not be served (a CustomResourceDefinition not
+ * installed): a collection that answers 404 has no items.
+ */
+export async function listAllIfServed<T>(
+  kubeConfig: KubeConfig,
+  path: string,
+  query: Readonly<Record<string, string>> = {},
+  pageSize = 1000,
+): Promise<T[]> {
+  return (await listAllVersioned<T>(kubeConfig, path, query, pageSize, false, true)).items;
+}
+
 /** {@link listAll}, with the list's resourceVersion (to watch from). */
 export async function listAllVersioned<T>(
   kubeConfig: KubeConfig,
@@ -29,6 +42,7 @@ export async function listAllVersioned<T>(
   query: Readonly<Record<string, string>> = {},
   pageSize = 1000,
   fromCache = false,
+  notServedIsEmpty = false,
 ): Promise<{ items: T[]; resourceVersion: string }> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new IpamError('API_ERROR', 'the kubeconfig has no current cluster');
@@ -43,7 +57,7 @@ export async function listAllVersioned<T>(
     else if (fromCache) url.searchParams.set('resourceVersion', '0');
     const options: RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
     await kubeConfig.applyToHTTPSOptions(options);
-    const page = (await getJson(url, options)) as {
+    const page = (await getJson(url, options, notServedIsEmpty)) as {
       items?: T[];
       metadata?: { continue?: string; resourceVersion?: string };
     };
@@ -54,7 +68,8 @@ export async function listAllVersioned<T>(
   return { items, resourceVersion };
 }
 
-function getJson(url: URL, options: RequestOptions): Promise<unknown> {
+/** GETs JSON; with `notFoundIsEmpty`, a 404 answers an empty list. */
+function getJson(url: URL, options: RequestOptions, notFoundIsEmpty: boolean): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
     const req = send(url, options, (res) => {
@@ -63,6 +78,10 @@ function getJson(url: URL, options: RequestOptions): Promise<unknown> {
       res.on('error', reject);
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode === 404 && notFoundIsEmpty) {
+          resolve({ items: [], metadata: {} });
+          return;
+        }
         if (res.statusCode !== 200) {
           reject(
             new IpamError('API_ERROR', `GET ${url.pathname} answered HTTP ${res.statusCode}: ${text.slice(0, 300)}`),
