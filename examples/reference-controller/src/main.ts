@@ -92,7 +92,15 @@ async function main(argv: readonly string[]): Promise<void> {
   // Only the leader allocates (one replica without leader election): claims are confirmed from the watch.
   const allocator =
     pools &&
-    new KubeIpam({ kubeConfig, namespace: config.namespace, pools, registry, logger: log, singleWriter: true });
+    new KubeIpam({
+      kubeConfig,
+      namespace: config.namespace,
+      pools,
+      registry,
+      logger: log,
+      singleWriter: true,
+      ownerKinds: ['Service', 'ConfigMap', 'Ingress', ...(config.gateways ? (['Gateway'] as const) : [])],
+    });
   const controller = new LoadBalancerController({
     kubeConfig,
     backend,
@@ -100,6 +108,7 @@ async function main(argv: readonly string[]): Promise<void> {
     services: { loadBalancerClass: config.loadBalancerClass, handleUnclassed: config.handleUnclassed },
     configMaps: config.configMaps,
     ingress: config.ingress ? { ingressClassName: config.ingressClass } : false,
+    gateways: config.gateways ? { controllerName: config.gatewayControllerName } : false,
     ...(config.leaderElection
       ? {
           leaderElection: {

@@ -73,6 +73,17 @@ const SPECS = {
     help: 'ignore the original app=loadbalancer ConfigMaps',
   },
   'disable-ingress': { type: 'boolean', env: 'KLB_DISABLE_INGRESS', help: 'ignore Ingresses' },
+  'gateway-controller-name': {
+    type: 'string',
+    env: 'KLB_GATEWAY_CONTROLLER_NAME',
+    default: 'klb.io/gateway-controller',
+    help: 'spec.controllerName of the GatewayClasses whose Gateways this controller serves',
+  },
+  'disable-gateways': {
+    type: 'boolean',
+    env: 'KLB_DISABLE_GATEWAYS',
+    help: 'ignore the Gateway API (Gateways and Routes)',
+  },
   'disable-leader-election': {
     type: 'boolean',
     env: 'KLB_DISABLE_LEADER_ELECTION',
@@ -161,8 +172,9 @@ export function helpText(): string {
   return [
     'Usage: reference-controller [options]',
     '',
-    'KLB reference controller: Services type=LoadBalancer, the original app=loadbalancer ConfigMaps and',
-    'Ingresses, realised by one backend, with VIPs from @klb/ipam (AddressClaims in --namespace).',
+    'KLB reference controller: Services type=LoadBalancer, the original app=loadbalancer ConfigMaps,',
+    'Ingresses and Gateway API Gateways with their Routes, realised by one backend, with VIPs from',
+    '@klb/ipam (AddressClaims in --namespace).',
     '',
     'Options (a flag wins over its environment variable):',
     ...rows,
@@ -193,6 +205,8 @@ export interface Config {
   readonly ingressClass: string;
   readonly configMaps: boolean;
   readonly ingress: boolean;
+  readonly gatewayControllerName: string;
+  readonly gateways: boolean;
   readonly leaderElection: boolean;
   readonly leaseName: string;
   readonly lease: { readonly durationMs: number; readonly renewDeadlineMs: number; readonly retryPeriodMs: number };
@@ -214,6 +228,19 @@ function integer(name: string, value: string, min: number, max: number): number 
     throw new ConfigError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
   }
   return Number(value);
+}
+
+/** A GatewayClass controllerName: a domain-prefixed path, as the Gateway API validates it. */
+function controllerName(value: string): string {
+  if (
+    !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/.test(value) ||
+    value.length > 253
+  ) {
+    throw new ConfigError(
+      `--gateway-controller-name must be a domain-prefixed path such as klb.io/gateway-controller, got "${value}"`,
+    );
+  }
+  return value;
 }
 
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
@@ -281,6 +308,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     ingressClass: str('ingress-class') ?? '',
     configMaps: !bool('disable-configmaps'),
     ingress: !bool('disable-ingress'),
+    gatewayControllerName: controllerName(str('gateway-controller-name') ?? ''),
+    gateways: !bool('disable-gateways'),
     leaderElection: !bool('disable-leader-election'),
     leaseName: str('lease-name') ?? '',
     lease,
