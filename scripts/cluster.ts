@@ -1,10 +1,10 @@
 // The cluster of scripts/cluster.sh: startCluster() with the images of scripts/build-images.sh,
-// KLB's keepalived-nginx overlay (the in-cluster suite's, pool and interface patched) unless
-// --bare, then wait for Ctrl-C (or, with --once, stop at once).
+// the Gateway API CRDs and KLB's keepalived-nginx overlay (the in-cluster suite's, pool and
+// interface patched) unless --bare, then wait for Ctrl-C (or, with --once, stop at once).
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster } from '@klb/testing';
-import { clusterImages, overlay } from '../examples/reference-controller/test/cluster-fixtures.js';
+import { applyGatewayApiCrds, clusterImages, overlay } from '../examples/reference-controller/test/cluster-fixtures.js';
 
 const once = process.argv.includes('--once');
 const bare = process.argv.includes('--bare');
@@ -35,6 +35,7 @@ try {
   const kubeconfig = join(process.cwd(), '.cache', 'cluster.kubeconfig');
   copyFileSync(cluster.writeKubeConfig(), kubeconfig);
   if (!bare) {
+    await applyGatewayApiCrds(cluster);
     await cluster.kubectl(['label', 'node', cluster.nodeName, 'klb.io/load-balancer-node=true']);
     await cluster.kubectl(['apply', '-k', overlay]);
     for (const what of ['deployment/klb-controller', 'daemonset/klb-daemon']) {

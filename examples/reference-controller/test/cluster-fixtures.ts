@@ -12,6 +12,18 @@ export const root = join(import.meta.dirname, '../../..');
 export const overlay = join(import.meta.dirname, 'cluster-overlay');
 export const LB_CLASS = 'klb.io/load-balancer';
 
+/**
+ * deploy/gateway-api as a user installs it (server-side, then waits until it is Established):
+ * before the overlay, whose GatewayClass needs the Gateway API CRDs.
+ */
+export async function applyGatewayApiCrds(cluster: Cluster): Promise<void> {
+  await cluster.kubectl(['apply', '--server-side', '-k', join(root, 'deploy/gateway-api')], { timeoutMs: 300_000 });
+  await cluster.kubectl(
+    ['wait', '--for=condition=Established', '--timeout=120s', 'crd/gatewayclasses.gateway.networking.k8s.io'],
+    { timeoutMs: 300_000 },
+  );
+}
+
 interface ImageEntry {
   readonly image: string;
   readonly archive: string;

@@ -24,6 +24,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   answers,
+  applyGatewayApiCrds,
   clusterImages,
   echoApp,
   firstAnswer,
@@ -69,7 +70,9 @@ async function deploy(images: { archives: string[]; pause: string }): Promise<vo
     ...(process.env.KLB_TEST_DEBUG ? { onLog: (line: string) => process.stdout.write(`${line}\n`) } : {}),
   });
   client = cluster.client();
-  // As the overlay's comments tell a user: label the load-balancing node, apply, wait.
+  // As the overlay's comments tell a user: the Gateway API CRDs, label the load-balancing node,
+  // apply, wait.
+  await applyGatewayApiCrds(cluster);
   await kubectl('label', 'node', cluster.nodeName, 'klb.io/load-balancer-node=true');
   await kubectl('apply', '-k', overlay);
   await kubectl('-n', 'klb-system', 'rollout', 'status', 'deployment/klb-controller', '--timeout=240s');

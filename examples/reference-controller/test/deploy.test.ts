@@ -1,13 +1,14 @@
 // deploy/: every kustomization rendered and applied with server-side dry-run to a real
-// kube-apiserver (CRDs applied for real first), and the reference controller process run under the
-// shipped RBAC as its own ServiceAccount user: it realises a Service and an original ConfigMap with
-// the keepalived-nginx backend, and fails to when one permission is taken away.
+// kube-apiserver (CRDs, KLB's and the Gateway API's, applied for real first), the controller's
+// RBAC checked rule by rule with SubjectAccessReviews, and the reference controller process run
+// under the shipped RBAC as its own ServiceAccount user: it realises a Service and an original
+// ConfigMap with the keepalived-nginx backend, and fails to when one permission is taken away.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { ConfigMapObject, KubeObject, ServiceObject } from '@klb/core';
-import { KubeClient } from '@klb/core';
+import { isConflict, KubeClient } from '@klb/core';
 import {
   type ControlPlane,
   eventually,
@@ -32,7 +33,17 @@ const itOpenStack = missing || requireComponents('keystone', 'octavia') ? test.s
 
 const root = join(import.meta.dirname, '../../..');
 const deploy = join(root, 'deploy');
-const KUSTOMIZATIONS = ['base', 'keepalived-nginx', 'f5', 'octavia', 'examples/coffee', 'examples/mysql'];
+const KUSTOMIZATIONS = [
+  'base',
+  'gateway-api',
+  'keepalived-nginx',
+  'f5',
+  'octavia',
+  'examples/coffee',
+  'examples/mysql',
+];
+const CRDS = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
+const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 const CONTROLLER_USER = 'system:serviceaccount:klb-system:klb-controller';
 const DAEMON_USER = 'system:serviceaccount:klb-system:klb-daemon';
 const SA_GROUPS = ['system:serviceaccounts', 'system:serviceaccounts:klb-system', 'system:authenticated'];
@@ -53,6 +64,37 @@ const TEST_POOLS = 'pools:\n  - name: default\n    addresses: [127.0.101.0/24]\n
 /** A rendered object as the tests apply it for real: klb-pools points at the loopback pool. */
 function forTest(o: Manifest): Manifest {
   return o.kind === 'ConfigMap' && o.metadata.name === 'klb-pools' ? { ...o, data: { 'pools.yaml': TEST_POOLS } } : o;
+}
+
+/**
+ * A CRD for real, as parsed: KubernetesObjectApi would serialize it through the client's model,
+ * which drops the YAML's x-kubernetes-* and other non-camelCase fields of its schema.
+ */
+async function applyCrdForReal(crd: Manifest): Promise<void> {
+  const body = crd as KubeObject;
+  try {
+    await client.create(CRDS, body);
+  } catch (err) {
+    if (!isConflict(err)) throw err;
+    const current = await client.get(`${CRDS}/${crd.metadata.name}`);
+    await client.replace(`${CRDS}/${crd.metadata.name}`, {
+      ...body,
+      metadata: { ...crd.metadata, resourceVersion: current.metadata?.resourceVersion ?? '' },
+    });
+  }
+}
+
+/** Whether the apiserver allows the controller's ServiceAccount `attributes` (a SubjectAccessReview). */
+async function controllerMay(attributes: Record<string, string>): Promise<boolean> {
+  const review = await client.create<KubeObject & { status?: { allowed?: boolean } }>(
+    '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+    {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: { user: CONTROLLER_USER, groups: SA_GROUPS, resourceAttributes: attributes },
+    } as KubeObject,
+  );
+  return review.status?.allowed === true;
 }
 
 async function applyForReal(manifest: Manifest): Promise<void> {
@@ -77,12 +119,14 @@ if (!missing) {
   });
   client = new KubeClient(plane.kubeConfig);
   objects = KubernetesObjectApi.makeApiClient(plane.kubeConfig);
-  // CRDs and the klb-system namespace for real: namespaced objects and custom resources need them.
-  for (const crd of renderKustomization(join(deploy, 'base')).filter((o) => o.kind === 'CustomResourceDefinition')) {
-    await applyForReal(crd);
+  // CRDs (KLB's, and the Gateway API's the overlays' GatewayClasses need) and the klb-system
+  // namespace for real: namespaced objects and custom resources need them.
+  const crds = ['base', 'gateway-api'].flatMap((k) => renderKustomization(join(deploy, k)));
+  for (const crd of crds.filter((o) => o.kind === 'CustomResourceDefinition')) {
+    await applyCrdForReal(crd);
     await waitUntil(`CRD ${crd.metadata.name} established`, async () => {
       const got = await client.get<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(
-        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
+        `${CRDS}/${crd.metadata.name}`,
       );
       return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
     });
@@ -107,10 +151,75 @@ it('the AddressClaim CRD in deploy/base is the one @klb/ipam ships', () => {
   );
 });
 
+it('deploy/gateway-api holds the Gateway API CRDs @klb/testing ships, unchanged, and installs every one', () => {
+  const shipped = join(root, 'packages/testing/crds/gateway-api');
+  const files = readdirSync(shipped).sort();
+  assert.ok(files.length > 0);
+  for (const file of files) {
+    assert.ok(readFileSync(join(deploy, 'gateway-api', file)).equals(readFileSync(join(shipped, file))), file);
+  }
+  const [k] = readManifests(join(deploy, 'gateway-api/kustomization.yaml')) as unknown as Array<{
+    resources: string[];
+  }>;
+  assert.equal([...(k?.resources ?? [])].sort(), files);
+});
+
+it('each backend overlay has its own GatewayClass, with its own controllerName; the base has none', () => {
+  const classes = (k: string) =>
+    renderKustomization(join(deploy, k))
+      .filter((o) => o.kind === 'GatewayClass')
+      .map((o) => [o.apiVersion, o.metadata.name, (o.spec as { controllerName: string }).controllerName]);
+  assert.equal(classes('base'), []);
+  assert.equal(classes('keepalived-nginx'), [
+    [`${GATEWAY_GROUP}/v1`, 'klb-keepalived-nginx', 'klb.io/keepalived-nginx'],
+  ]);
+  assert.equal(classes('f5'), [[`${GATEWAY_GROUP}/v1`, 'klb-f5', 'klb.io/f5']]);
+  assert.equal(classes('octavia'), [[`${GATEWAY_GROUP}/v1`, 'klb-octavia', 'klb.io/octavia']]);
+});
+
+it("the controller's RBAC: Gateway API reads, the Gateway finalizer, status of classes, Gateways and routes, namespace reads, and no more", async () => {
+  for (const o of renderKustomization(join(deploy, 'base'))) {
+    if (o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding') await applyForReal(o);
+  }
+  const group = GATEWAY_GROUP;
+  const reads = ['gatewayclasses', 'gateways', 'httproutes', 'tlsroutes', 'tcproutes', 'udproutes', 'grpcroutes'];
+  const allowed: Array<Record<string, string>> = [
+    ...[...reads, 'referencegrants', 'backendtlspolicies'].flatMap((resource) =>
+      ['get', 'list', 'watch'].map((verb) => ({ group, resource, verb })),
+    ),
+    ...['patch', 'update'].map((verb) => ({ group, resource: 'gateways', verb, namespace: 'team-a' })),
+    ...reads.flatMap((resource) =>
+      ['patch', 'update'].map((verb) => ({ group, resource, subresource: 'status', verb, namespace: 'team-a' })),
+    ),
+    ...['get', 'list', 'watch'].map((verb) => ({ resource: 'namespaces', verb })),
+  ];
+  const denied: Array<Record<string, string>> = [
+    { group, resource: 'gatewayclasses', verb: 'create' },
+    { group, resource: 'gatewayclasses', verb: 'update' },
+    { group, resource: 'gateways', verb: 'create', namespace: 'team-a' },
+    { group, resource: 'gateways', verb: 'delete', namespace: 'team-a' },
+    { group, resource: 'httproutes', verb: 'patch', namespace: 'team-a' },
+    { group, resource: 'referencegrants', verb: 'update', namespace: 'team-a' },
+    { group, resource: 'backendtlspolicies', subresource: 'status', verb: 'patch', namespace: 'team-a' },
+    { resource: 'namespaces', verb: 'patch' },
+  ];
+  // The authorizer sees new RBAC objects shortly after they are written.
+  await waitUntil(
+    'the Gateway API rules in effect',
+    async () => (await Promise.all(allowed.map(controllerMay))).every(Boolean) || undefined,
+  );
+  for (const attributes of allowed) assert.ok(await controllerMay(attributes), JSON.stringify(attributes));
+  for (const attributes of denied) assert.not.ok(await controllerMay(attributes), JSON.stringify(attributes));
+});
+
 if (which('kubectl')) {
   it('renders like `kubectl kustomize`', () => {
     for (const k of KUSTOMIZATIONS) {
-      const rendered = execFileSync('kubectl', ['kustomize', join(deploy, k)], { encoding: 'utf8' });
+      // deploy/gateway-api renders more than execFileSync's default 1 MiB of output.
+      const rendered = execFileSync('kubectl', ['kustomize', join(deploy, k)], {
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+      });
       const theirs = readManifestsText(rendered);
       const key = (o: Manifest) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
       const mine = new Map(renderKustomization(join(deploy, k)).map((o) => [key(o), o]));
@@ -131,6 +240,8 @@ for (const k of KUSTOMIZATIONS) {
     const rendered = renderKustomization(join(deploy, k));
     assert.ok(rendered.length > 0);
     for (const o of rendered) {
+      // Applied for real, as parsed, before the suite (applyCrdForReal).
+      if (o.kind === 'CustomResourceDefinition') continue;
       const namespaced = o.metadata.namespace ?? (k.startsWith('examples/') ? 'klb-examples' : undefined);
       const body = { ...o, metadata: { ...o.metadata, ...(namespaced ? { namespace: namespaced } : {}) } };
       try {
@@ -364,19 +475,7 @@ it('without `create` on Secrets in klb-system the same controller cannot realise
   await applyForReal(crippled);
   try {
     await waitUntil('permission revoked', async () => {
-      const review = await client.create<KubeObject & { status?: { allowed?: boolean } }>(
-        '/apis/authorization.k8s.io/v1/subjectaccessreviews',
-        {
-          apiVersion: 'authorization.k8s.io/v1',
-          kind: 'SubjectAccessReview',
-          spec: {
-            user: CONTROLLER_USER,
-            groups: SA_GROUPS,
-            resourceAttributes: { verb: 'create', resource: 'secrets', namespace: 'klb-system' },
-          },
-        } as KubeObject,
-      );
-      return review.status?.allowed ? undefined : true;
+      return (await controllerMay({ verb: 'create', resource: 'secrets', namespace: 'klb-system' })) ? undefined : true;
     });
     const ns = 'rbac-denied';
     await setup(ns);
