@@ -164,17 +164,16 @@ it('deploy/gateway-api holds the Gateway API CRDs @klb/testing ships, unchanged,
   assert.equal([...(k?.resources ?? [])].sort(), files);
 });
 
-it('each backend overlay has its own GatewayClass, with its own controllerName; the base has none', () => {
+it("each backend overlay has its own GatewayClass, whose controllerName its controller's --gateway-controller-name names; the base has none", () => {
   const classes = (k: string) =>
     renderKustomization(join(deploy, k))
       .filter((o) => o.kind === 'GatewayClass')
       .map((o) => [o.apiVersion, o.metadata.name, (o.spec as { controllerName: string }).controllerName]);
   assert.equal(classes('base'), []);
-  assert.equal(classes('keepalived-nginx'), [
-    [`${GATEWAY_GROUP}/v1`, 'klb-keepalived-nginx', 'klb.io/keepalived-nginx'],
-  ]);
-  assert.equal(classes('f5'), [[`${GATEWAY_GROUP}/v1`, 'klb-f5', 'klb.io/f5']]);
-  assert.equal(classes('octavia'), [[`${GATEWAY_GROUP}/v1`, 'klb-octavia', 'klb.io/octavia']]);
+  for (const backend of ['keepalived-nginx', 'f5', 'octavia']) {
+    assert.equal(classes(backend), [[`${GATEWAY_GROUP}/v1`, `klb-${backend}`, `klb.io/${backend}`]]);
+    assert.ok(controllerArgs(backend).includes(`--gateway-controller-name=klb.io/${backend}`), backend);
+  }
 });
 
 it("the controller's RBAC: Gateway API reads, the Gateway finalizer, status of classes, Gateways and routes, namespace reads, and no more", async () => {
@@ -288,6 +287,14 @@ it('the daemon runs with host networking and adds only NET_ADMIN and NET_RAW (it
   assert.is(deployment.spec.template.spec.securityContext.runAsNonRoot, true);
 });
 
+/** The args of the controller container in an overlay's rendered Deployment. */
+function controllerArgs(overlay: string): string[] {
+  const deployment = renderKustomization(join(deploy, overlay)).find((o) => o.kind === 'Deployment') as unknown as {
+    spec: { template: { spec: { containers: Array<{ args: string[] }> } } };
+  };
+  return deployment.spec.template.spec.containers[0]?.args ?? [];
+}
+
 /** The controller's args and env from the rendered Deployment, run as a local process. */
 function startReferenceController(
   port: number,
@@ -295,11 +302,7 @@ function startReferenceController(
   overlay = 'keepalived-nginx',
   env: Record<string, string> = {},
 ): { child: ChildProcess; output: () => string } {
-  const rendered = renderKustomization(join(deploy, overlay));
-  const deployment = rendered.find((o) => o.kind === 'Deployment') as unknown as {
-    spec: { template: { spec: { containers: Array<{ args: string[] }> } } };
-  };
-  const args = deployment.spec.template.spec.containers[0]?.args ?? [];
+  const args = controllerArgs(overlay);
   const kubeconfig = cp().writeKubeConfig(CONTROLLER_USER);
   const child = spawn(
     process.execPath,
