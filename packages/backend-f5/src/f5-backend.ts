@@ -342,29 +342,23 @@ export class F5Backend implements LoadBalancerBackend {
   /** The changes that make the partition match `desired` for `refId` (removal when undefined). */
   #plan(data: PartitionSnapshot, refId: string, desired: DesiredLoadBalancer | undefined): Change[] {
     const changes: Change[] = [];
-    const keep = {
-      virtual: new Set<string>(),
-      pool: new Set<string>(),
-      monitor: new Set<string>(),
-      persistence: new Set<string>(),
+    /** `<collection> <fullPath>` of the objects to keep (a pool and its virtual share a name). */
+    const keep = new Set<string>();
+    /** Creates or updates what differs (objects without pool members). */
+    const sync = <T extends Change['state']>(collection: Collection, wanted: readonly T[], live: Map<string, T>) => {
+      for (const state of wanted) {
+        keep.add(`${collection} ${state.fullPath}`);
+        const current = live.get(state.fullPath);
+        this.#refuseForeign(current, refId);
+        if (!current) changes.push({ op: 'create', collection, state });
+        else if (!sameState(current, state)) changes.push({ op: 'update', collection, state });
+      }
     };
     if (desired) {
-      for (const profile of desired.persistence) {
-        keep.persistence.add(profile.fullPath);
-        const live = data.persistence.get(profile.fullPath);
-        this.#refuseForeign(live, refId);
-        if (!live) changes.push({ op: 'create', collection: 'persistence', state: profile });
-        else if (!sameState(live, profile)) changes.push({ op: 'update', collection: 'persistence', state: profile });
-      }
-      for (const monitor of desired.monitors) {
-        keep.monitor.add(monitor.fullPath);
-        const live = data.monitors.get(monitor.fullPath);
-        this.#refuseForeign(live, refId);
-        if (!live) changes.push({ op: 'create', collection: 'monitor', state: monitor });
-        else if (!sameState(live, monitor)) changes.push({ op: 'update', collection: 'monitor', state: monitor });
-      }
+      sync('persistence', desired.persistence, data.persistence);
+      sync('monitor', desired.monitors, data.monitors);
       for (const pool of desired.pools) {
-        keep.pool.add(pool.fullPath);
+        keep.add(`pool ${pool.fullPath}`);
         const live = data.pools.get(pool.fullPath);
         this.#refuseForeign(live, refId);
         const state: PoolState = { ...pool, members: this.#members(live, pool.members) };
@@ -380,13 +374,7 @@ export class F5Backend implements LoadBalancerBackend {
           changes.push({ op: 'update', collection: 'pool', state, membersOnly: propsSame, releases });
         }
       }
-      for (const virtual of desired.virtuals) {
-        keep.virtual.add(virtual.fullPath);
-        const live = data.virtuals.get(virtual.fullPath);
-        this.#refuseForeign(live, refId);
-        if (!live) changes.push({ op: 'create', collection: 'virtual', state: virtual });
-        else if (!sameState(live, virtual)) changes.push({ op: 'update', collection: 'virtual', state: virtual });
-      }
+      sync('virtual', desired.virtuals, data.virtuals);
       const nodes = new Set<string>();
       for (const change of changes) {
         if (change.collection !== 'pool') continue;
@@ -403,22 +391,17 @@ export class F5Backend implements LoadBalancerBackend {
         }
       }
     }
-    for (const [path, live] of data.virtuals) {
-      if (!keep.virtual.has(path) && this.#owned(live.description, refId))
-        changes.push({ op: 'delete', collection: 'virtual', state: live });
-    }
-    for (const [path, live] of data.pools) {
-      if (!keep.pool.has(path) && this.#owned(live.description, refId))
-        changes.push({ op: 'delete', collection: 'pool', state: live });
-    }
-    for (const [path, live] of data.monitors) {
-      if (!keep.monitor.has(path) && this.#owned(live.description, refId)) {
-        changes.push({ op: 'delete', collection: 'monitor', state: live });
-      }
-    }
-    for (const [path, live] of data.persistence) {
-      if (!keep.persistence.has(path) && this.#owned(live.description, refId)) {
-        changes.push({ op: 'delete', collection: 'persistence', state: live });
+    const owned: [Collection, Map<string, Change['state']>][] = [
+      ['virtual', data.virtuals],
+      ['pool', data.pools],
+      ['monitor', data.monitors],
+      ['persistence', data.persistence],
+    ];
+    for (const [collection, live] of owned) {
+      for (const [path, state] of live) {
+        if (!keep.has(`${collection} ${path}`) && this.#owned(state.description, refId)) {
+          changes.push({ op: 'delete', collection, state });
+        }
       }
     }
     return changes;
