@@ -428,8 +428,8 @@ export function validateDaemonServiceConfig(value: unknown): DaemonServiceConfig
     const passthrough = listener.protocol === 'TLS';
     if (passthrough && listener.upstream !== undefined) {
       throw new InvalidDaemonConfigError(
-        `${field}.upstream`,
-        'is not for a TLS listener: its sniRoutes choose the upstream (a route without host catches the rest)',
+        field,
+        'a TLS listener takes no upstream: its sniRoutes choose one (a route without host catches the rest)',
       );
     }
     if (listener.upstream !== undefined) refUpstream(listener.upstream, `${field}.upstream`);

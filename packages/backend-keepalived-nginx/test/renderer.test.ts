@@ -357,8 +357,8 @@ test('TLS listeners: SNI hosts are checked as route hosts are, every upstream mu
       (l) => {
         l.upstream = 'a';
       },
-      'upstream',
-      'is not for a TLS listener',
+      '',
+      'a TLS listener takes no upstream',
     ],
     [
       'HTTP routes',
