@@ -8,10 +8,10 @@ import {
   type DaemonTarget,
   type DaemonTlsCertificate,
 } from './daemon-config.js';
-import { InvalidRenderOptionsError } from './errors.js';
+import { DaemonConfigConflictError, InvalidRenderOptionsError } from './errors.js';
 import { ShapeCompiledTemplate } from './shape-compiled-template.js';
 import { compile, createTemplateEngine, renderTemplate } from './template-engine.js';
-import { validFilePath, validInt } from './validate-values.js';
+import { sniVariable, validFilePath, validInt } from './validate-values.js';
 
 /** Node-level options of {@link renderNginxConfig}. */
 export interface NginxRenderOptions {
@@ -70,7 +70,15 @@ events {
 }
 
 stream {
-{{ stream }}}
+{% if passthrough %}    variables_hash_max_size 1048576;
+    variables_hash_bucket_size 256;
+    map_hash_max_size 1048576;
+    map_hash_bucket_size 512;
+    # TLS passthrough sends a connection it has no upstream for here: nginx closes it.
+    upstream klb_closed {
+        server 127.0.0.1:1 down;
+    }
+{% endif %}{{ stream }}}
 
 http {
     access_log off;
@@ -121,10 +129,22 @@ const LIMITS = (http: boolean): string => `{% if proxyProtocol %}        proxy_p
 {% endfor %}{% if sourceRanges.size > 0 %}        deny all;
 {% endif %}`;
 
+/*
+ * A TLS listener reads the ClientHello (ssl_preread) and proxies to the upstream a map picked by
+ * its SNI server name: exact names from the map's hash first, then the one-label wildcards
+ * (regular expressions, see validSniHost), then the default (the catch-all route, or klb_closed).
+ */
 const STREAM = `    # {{ header | header }}
-${UPSTREAMS}{% for l in listeners %}    server {
+${UPSTREAMS}{% for l in listeners %}{% if l.sni %}    map $ssl_preread_server_name {{ l.sni.map | snivar }} {
+        hostnames;
+{% for r in l.sni.routes %}        {{ r.host | snihost }} {% if r.upstream %}{{ r.upstream | upstream }}{% else %}klb_closed{% endif %};
+{% endfor %}        default {% if l.sni.fallback %}{{ l.sni.fallback | upstream }}{% else %}klb_closed{% endif %};
+    }
+{% endif %}    server {
 {% for a in l.listen %}        listen {{ a | listen }};
-{% endfor %}${LIMITS(false)}{% if l.upstream %}        proxy_pass {{ l.upstream | upstream }};
+{% endfor %}{% if l.sni %}        ssl_preread on;
+{% endif %}${LIMITS(false)}{% if l.sni %}        proxy_pass {{ l.sni.map | snivar }};
+{% elsif l.upstream %}        proxy_pass {{ l.upstream | upstream }};
 {% else %}        return "";
 {% endif %}    }
 {% endfor %}`;
@@ -159,6 +179,23 @@ type ReadyUpstreams = ReadonlyMap<string, ReadyUpstream>;
 
 function usable(ready: ReadyUpstreams, name: string | undefined): ReadyUpstream | null {
   return name === undefined ? null : (ready.get(name) ?? null);
+}
+
+/** The SNI map of a TLS passthrough listener: printed as a `map` block and used by `proxy_pass`. */
+interface SniMap {
+  /** Names the map's variable (the `snivar` filter). */
+  readonly map: { readonly lb: string; readonly listener: string };
+  /** One entry per host, first route first; a null upstream (no ready target) closes. */
+  readonly routes: readonly { readonly host: string; readonly upstream: ReadyUpstream | null }[];
+  /** The catch-all route's upstream; null closes every other name. */
+  readonly fallback: ReadyUpstream | null;
+}
+
+/** A `stream` server: a TCP/UDP listener, or a TLS passthrough listener with its SNI map. */
+interface StreamServer {
+  readonly listen: readonly Listen[];
+  readonly upstream: ReadyUpstream | null;
+  readonly sni: SniMap | null;
 }
 
 /** One `listen` directive, printed by the `listen` filter. */
@@ -264,6 +301,8 @@ interface ServicePart {
   readonly stream: string;
   readonly http: string;
   readonly files: readonly RenderedFile[];
+  /** The nginx variables of its TLS passthrough listeners (none: no TLS listener). */
+  readonly sniVariables: readonly string[];
 }
 
 /** Options of {@link NginxRenderer}. */
@@ -318,6 +357,8 @@ export class NginxRenderer {
     const files: RenderedFile[] = [];
     const rendered: string[] = [];
     const cache = new Map<string, RenderedService>();
+    /** SNI map variable → the load balancer that has it. */
+    const variables = new Map<string, string>();
     for (const config of accepted) {
       try {
         let known = this.#cache.get(config.id);
@@ -332,6 +373,14 @@ export class NginxRenderer {
         }
         cache.set(config.id, known);
         const { part } = known;
+        // Variable names are hashes: two listeners sharing one would share a map, so never render both.
+        const taken = part.sniVariables.find((v) => variables.has(v));
+        if (taken !== undefined) {
+          throw new DaemonConfigConflictError(
+            `${config.id}: nginx variable ${taken} of a TLS listener is already used by ${variables.get(taken)}`,
+          );
+        }
+        for (const v of part.sniVariables) variables.set(v, config.id);
         stream.push(part.stream);
         http.push(part.http);
         files.push(...part.files);
@@ -343,6 +392,7 @@ export class NginxRenderer {
     this.#cache = cache;
     const config = renderTemplate(this.#engine, this.#main, {
       ...main,
+      passthrough: variables.size > 0,
       stream: stream.join(''),
       http: http.join(''),
     });
@@ -379,19 +429,35 @@ export class NginxRenderer {
       connectTimeout: timeouts.connectSeconds ?? null,
       idleTimeout: timeouts.idleSeconds ?? null,
     };
-    const l4: { listen: Listen[]; upstream: ReadyUpstream | null }[] = [];
+    const l4: StreamServer[] = [];
     const l4Upstreams: ReadyUpstream[] = [];
+    const use = (upstream: ReadyUpstream | null): void => {
+      if (upstream !== null && !l4Upstreams.includes(upstream)) l4Upstreams.push(upstream);
+    };
     const servers: HttpServer[] = [];
     const files: RenderedFile[] = [];
+    const sniVariables: string[] = [];
     for (const listener of config.listeners) {
       if (listener.protocol === 'HTTP' || listener.protocol === 'HTTPS') {
         servers.push(...httpServers(config, listener, ready, tlsDir, files));
         continue;
       }
-      const udp = listener.protocol === 'UDP';
+      const listen = config.addresses.map((address) => ({
+        address,
+        port: listener.port,
+        udp: listener.protocol === 'UDP',
+      }));
+      if (listener.protocol === 'TLS') {
+        const sni = sniMap(config, listener, ready);
+        for (const route of sni.routes) use(route.upstream);
+        use(sni.fallback);
+        sniVariables.push(sniVariable(config.id, listener.name));
+        l4.push({ listen, upstream: null, sni });
+        continue;
+      }
       const upstream = usable(ready, listener.upstream);
-      if (upstream !== null && !l4Upstreams.includes(upstream)) l4Upstreams.push(upstream);
-      l4.push({ listen: config.addresses.map((address) => ({ address, port: listener.port, udp })), upstream });
+      use(upstream);
+      l4.push({ listen, upstream, sni: null });
     }
     const stream =
       l4.length === 0
@@ -420,8 +486,25 @@ export class NginxRenderer {
         servers,
       });
     }
-    return { stream, http, files };
+    return { stream, http, files, sniVariables };
   }
+}
+
+/**
+ * The SNI map of a TLS listener. The first route for a host counts (nginx refuses a host twice
+ * in one map), and so does the first route without host.
+ */
+function sniMap(config: DaemonServiceConfig, listener: DaemonListener, ready: ReadyUpstreams): SniMap {
+  const routes: { host: string; upstream: ReadyUpstream | null }[] = [];
+  const hosts = new Set<string>();
+  const catchAll = listener.sniRoutes?.find((route) => route.host === undefined);
+  for (const route of listener.sniRoutes ?? []) {
+    if (route.host !== undefined && !hosts.has(route.host)) {
+      hosts.add(route.host);
+      routes.push({ host: route.host, upstream: usable(ready, route.upstream) });
+    }
+  }
+  return { map: { lb: config.id, listener: listener.name }, routes, fallback: usable(ready, catchAll?.upstream) };
 }
 
 /** The `server` blocks of an HTTP/HTTPS listener: a default one, and one per host of its routes. */
@@ -486,8 +569,8 @@ let shared: NginxRenderer | undefined;
 
 /**
  * Renders the complete nginx.conf for a node from the load balancers' daemon configs: one
- * `stream` server per TCP/UDP listener and `http` servers per HTTP/HTTPS listener and host, every
- * `listen` bound to VIP:port. Each config is validated first (see
+ * `stream` server per TCP/UDP listener, one `stream` server with an SNI `map` per TLS passthrough
+ * listener, and `http` servers per HTTP/HTTPS listener and host, every `listen` bound to VIP:port. Each config is validated first (see
  * `validateDaemonServiceConfig`), and every value passes a typed filter again while rendering; a
  * config that fails either way, or collides with one whose id sorts earlier, is listed in
  * `rejected` and left out, and every other load balancer renders byte-for-byte as it would

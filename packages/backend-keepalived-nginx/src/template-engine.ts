@@ -2,6 +2,7 @@ import { Liquid, type Template } from 'liquidjs';
 import { InvalidDaemonConfigError } from './errors.js';
 import {
   idToken,
+  sniVariable,
   validCidr,
   validDurationSeconds,
   validFilePath,
@@ -14,6 +15,7 @@ import {
   validIp,
   validLoadBalancerId,
   validPort,
+  validSniHost,
 } from './validate-values.js';
 
 /** A template filter: validates its input and returns the one form the config prints. */
@@ -63,6 +65,11 @@ export const TEMPLATE_FILTERS: Readonly<Record<string, TemplateFilter>> = {
     if (v === 'least') return 'least_conn';
     if (v === 'hash') return 'hash $remote_addr consistent';
     throw new InvalidDaemonConfigError('algorithm', `${String(v)} is not least or hash`);
+  },
+  snihost: (v) => validSniHost(v, 'sniRoutes.host'),
+  snivar: (v) => {
+    const m = v as { lb: unknown; listener: unknown };
+    return sniVariable(m.lb, m.listener);
   },
   vip: (v) => {
     const ip = validIp(v, 'vip');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { InvalidDaemonConfigError } from './errors.js';
 
@@ -151,4 +152,30 @@ export function validLoadBalancerId(value: unknown, field = 'id'): string {
  */
 export function idToken(id: string): string {
   return validLoadBalancerId(id).replaceAll('/', '_');
+}
+
+/** Words an nginx `map` block reads as its own parameters, not as a source value. */
+const MAP_PARAMETERS = new Set(['default', 'hostnames', 'include', 'volatile']);
+
+/**
+ * An SNI host of a TLS passthrough listener as a source value of an nginx `map` with `hostnames`:
+ * an exact name as it is (behind `\` when nginx would read it as a map parameter such as
+ * `default`), and `*.example.com` as the case-insensitive regular expression
+ * `~*^[^.]+\.example\.com$`, because nginx's own `*.example.com` matches any number of labels
+ * and a wildcard host matches exactly one. Both are built from a {@link validHostname} only.
+ */
+export function validSniHost(value: unknown, field = 'host'): string {
+  const host = validHostname(value, field);
+  if (host.startsWith('*.')) return `~*^[^.]+${host.slice(1).replaceAll('.', '\\.')}$`;
+  return MAP_PARAMETERS.has(host) ? `\\${host}` : host;
+}
+
+/**
+ * The nginx variable (`$klb_sni_` and 16 hex digits of a SHA-256) that holds the upstream a TLS
+ * passthrough listener picked by SNI. Short, because nginx keeps variable names in a hash of
+ * small buckets; the renderer refuses the second of two listeners whose variables would collide.
+ */
+export function sniVariable(id: unknown, listener: unknown): string {
+  const key = `${validLoadBalancerId(id)}/${validIdent(listener, 'listener')}`;
+  return `$klb_sni_${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
 }

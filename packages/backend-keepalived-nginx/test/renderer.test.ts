@@ -468,4 +468,118 @@ test('daemonConfigFromSpec carries the SNI routes of a TLS listener, and refuses
   );
 });
 
+withNginx(
+  'TLS passthrough renders ssl_preread and an SNI map (exact, one-label wildcard, catch-all); nginx -t passes',
+  () => {
+    const result = renderNginxConfig([a, b, c, t], nginxOptions(dir));
+    assert.is(result.rejected.size, 0);
+    const { config } = result;
+    const stream = config.slice(config.indexOf('stream {'), config.indexOf('http {'));
+    assert.match(stream, 'stream {\n    variables_hash_max_size 1048576;\n');
+    assert.match(stream, 'map_hash_bucket_size 512;\n');
+    assert.match(stream, '    upstream klb_closed {\n        server 127.0.0.1:1 down;\n    }\n');
+    const variable = /map \$ssl_preread_server_name (\$klb_sni_[0-9a-f]{16}) \{/.exec(stream)?.[1];
+    assert.ok(variable, stream);
+    assert.match(
+      stream,
+      `map $ssl_preread_server_name ${variable} {
+        hostnames;
+        a.example.com gateway_edge_passthrough.a;
+        ~*^[^.]+\\.wild\\.example\\.com$ gateway_edge_passthrough.b;
+        default gateway_edge_passthrough.c;
+    }
+    server {
+        listen 127.0.10.3:${PT};
+        ssl_preread on;
+        proxy_connect_timeout 5s;
+        proxy_timeout 30s;
+        allow 127.0.0.0/8;
+        deny all;
+        proxy_pass ${variable};
+    }
+`,
+    );
+    // The certificates stay with the targets: nothing for this listener is written or terminated.
+    assert.is(result.files.length, 2);
+    assert.not.match(stream, 'ssl_certificate');
+    assert.is(nginxTest(dir, writeNginx(dir, result, 'tls.conf')), undefined);
+    // Without a TLS listener, the stream block is as it always was.
+    const plain = renderNginxConfig([a, b, c], nginxOptions(dir)).config;
+    assert.match(plain, 'stream {\n    # service/default/alpha ');
+    assert.not.match(plain, 'klb_closed');
+    assert.not.match(plain, 'hash_bucket_size 256');
+  },
+);
+
+withNginx(
+  'TLS passthrough: map words as hosts, a host twice, no catch-all, no ready target all close or route safely',
+  () => {
+    const odd = clone(t);
+    odd.id = 'gateway/edge/odd';
+    odd.addresses = ['127.0.10.4'];
+    const listener = odd.listeners[0];
+    assert.ok(listener);
+    listener.sniRoutes = [
+      { host: 'default', upstream: 'a' },
+      { host: 'include', upstream: 'a' },
+      { host: 'hostnames', upstream: 'b' },
+      { host: 'volatile', upstream: 'b' },
+      { host: 'a.example.com', upstream: 'a' },
+      { host: 'a.example.com', upstream: 'b' },
+      { host: '*.wild.example.com', upstream: 'b' },
+      { host: '*.wild.example.com', upstream: 'a' },
+      { host: 'empty.example.com', upstream: 'empty' },
+    ];
+    odd.upstreams.push({
+      name: 'empty',
+      targets: [{ address: '127.0.0.1', port: 9304, ready: false }],
+      maxFails: 1,
+      failTimeoutSeconds: 5,
+    });
+    const result = renderNginxConfig([versioned(odd)], nginxOptions(dir));
+    assert.is(result.rejected.size, 0);
+    const map = result.config.slice(result.config.indexOf('    map $ssl_preread_server_name'));
+    assert.match(
+      map,
+      `        hostnames;
+        \\default gateway_edge_odd.a;
+        \\include gateway_edge_odd.a;
+        \\hostnames gateway_edge_odd.b;
+        \\volatile gateway_edge_odd.b;
+        a.example.com gateway_edge_odd.a;
+        ~*^[^.]+\\.wild\\.example\\.com$ gateway_edge_odd.b;
+        empty.example.com klb_closed;
+        default klb_closed;
+    }
+`,
+    );
+    assert.not.match(result.config, 'upstream gateway_edge_odd.empty');
+    assert.is(nginxTest(dir, writeNginx(dir, result, 'tls-odd.conf')), undefined);
+    // A catch-all whose upstream has no ready target closes too; only the first catch-all counts.
+    const idle = clone(odd);
+    (idle.listeners[0] as typeof listener).sniRoutes = [{ upstream: 'empty' }, { upstream: 'a' }];
+    const idleResult = renderNginxConfig([versioned(idle)], nginxOptions(dir));
+    assert.match(idleResult.config, '        hostnames;\n        default klb_closed;\n    }\n');
+    assert.not.match(idleResult.config, 'upstream gateway_edge_odd.a');
+    assert.is(nginxTest(dir, writeNginx(dir, idleResult, 'tls-idle.conf')), undefined);
+  },
+);
+
+test('each TLS listener has its own map variable, however many load balancers there are', () => {
+  const many: DaemonServiceConfig[] = [];
+  for (let i = 1; i <= 50; i++) {
+    const s = clone(t);
+    s.id = `gateway/edge/gw${i}`;
+    s.addresses = [`10.30.0.${i}`];
+    s.listeners.push({ name: 'second', port: 8443, protocol: 'TLS', sniRoutes: [{ upstream: 'c' }] });
+    many.push(versioned(s));
+  }
+  const { config, rejected } = renderNginxConfig(many, nginxOptions(dir));
+  assert.is(rejected.size, 0);
+  const variables = [...config.matchAll(/map \$ssl_preread_server_name (\$klb_sni_[0-9a-f]{16}) /g)].map((m) => m[1]);
+  assert.is(variables.length, 100);
+  assert.is(new Set(variables).size, 100);
+  assert.is(config.match(/upstream klb_closed \{/g)?.length, 1);
+});
+
 test.run();

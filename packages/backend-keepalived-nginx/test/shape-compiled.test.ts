@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ShapeCompiledTemplate } from '../src/shape-compiled-template.js';
-import { l4Service, l7Service, makeCertificate, nginxOptions, versioned } from './renderer-fixtures.js';
+import { l4Service, l7Service, makeCertificate, nginxOptions, tlsService, versioned } from './renderer-fixtures.js';
 
 const test = suite('shape-compiled templates');
 const dir = await mkdtemp(join(tmpdir(), 'klb-shape-'));
@@ -70,7 +70,7 @@ const config = fc
     listeners: fc.uniqueArray(
       fc.record({
         port,
-        protocol: fc.constantFrom('TCP', 'UDP', 'HTTP'),
+        protocol: fc.constantFrom('TCP', 'UDP', 'HTTP', 'TLS'),
         upstream: fc.nat(2),
         defaultUpstream: fc.boolean(),
         routes: fc.array(fc.record({ host, path, pathType: fc.constantFrom('Prefix', 'Exact'), upstream: fc.nat(2) }), {
@@ -110,7 +110,17 @@ const config = fc
                 upstream: upstreamOf(r.upstream),
               })),
             }
-          : { name: `l${i}`, port: l.port, protocol: l.protocol, upstream: upstreamOf(l.upstream) },
+          : l.protocol === 'TLS'
+            ? {
+                name: `l${i}`,
+                port: l.port,
+                protocol: 'TLS',
+                sniRoutes: l.routes.map((r) => ({
+                  ...(r.host === undefined ? {} : { host: r.host }),
+                  upstream: upstreamOf(r.upstream),
+                })),
+              }
+            : { name: `l${i}`, port: l.port, protocol: l.protocol, upstream: upstreamOf(l.upstream) },
       ),
       upstreams: c.upstreams,
       options: {
@@ -142,16 +152,18 @@ test('generated configs render the same bytes compiled and tag by tag', () => {
   assert.ok(rendered > 500, `only ${rendered} load balancers were valid`);
 });
 
-test('TLS, redirects and host routes render the same bytes compiled and tag by tag', () => {
+test('TLS, TLS passthrough, redirects and host routes render the same bytes compiled and tag by tag', () => {
   const pem = makeCertificate(join(dir, 'pem'), ['cafe.example.com']);
   const ports = { tcp: 7001, udp: 7002, http: 7080, https: 7443, plain: 7081 };
   const configs = [
     l4Service('service/default/alpha', '127.0.30.1', ports, { tcp: [9001, 9002], udp: [9003] }),
     l7Service('service/default/bravo', '127.0.30.2', ports, { coffee: [9101], tea: [9102, 9103] }, pem),
     l7Service('service/default/charlie', '127.0.30.3', { ...ports, https: 443 }, { coffee: [], tea: [9104] }, pem),
+    tlsService('gateway/default/delta', '127.0.30.4', 443, { a: [9201], b: [9202], c: [9203] }),
+    tlsService('gateway/default/echo', '127.0.30.5', 443, { a: [9204], b: [] }),
   ];
   const a = new NginxRenderer().render(configs, options);
-  assert.equal(a.rendered.length, 3);
+  assert.equal(a.rendered.length, 5);
   assert.ok(a.config.includes('return 308 https://$host$request_uri;'), 'a redirect to port 443 leaves the port out');
   same(a, new NginxRenderer({ fragments: 'direct' }).render(structuredClone(configs), options));
 });
