@@ -1,8 +1,9 @@
 // Real traffic through a real nginx running the rendered config: TCP, UDP, HTTP (host + path),
-// HTTPS (a self-signed certificate as from a Secret), redirects, source ranges and the PROXY
-// protocol, to real backend servers on 127.0.0.1; then services are added, changed and removed
+// HTTPS (a self-signed certificate as from a Secret), redirects, TLS passthrough by SNI, source
+// ranges and the PROXY protocol, to real backend servers on 127.0.0.1; then services are added, changed and removed
 // (with reloads) while traffic flows, and a hostile service is rejected without taking the others
 // down.
+import { X509Certificate } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdirSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { type DaemonServiceConfig, NginxRenderer } from '@klb/backend-keepalived-nginx';
 import { freePort, ProcessGroup, requireComponents } from '@klb/testing';
 import { suite } from 'uvu';
@@ -23,6 +25,7 @@ import {
   makeCertificate,
   nginxOptions,
   nginxTest,
+  tlsService,
   versioned,
   writeNginx,
 } from './renderer-fixtures.js';
@@ -130,6 +133,86 @@ function tcpAsk(host: string, port: number, line: string): Promise<string> {
     socket.on('end', () => resolve(answer.trim()));
     socket.on('close', () => resolve(answer.trim()));
     socket.on('error', reject);
+  });
+}
+
+/** A TLS target: it terminates TLS with its own certificate, so a client can tell which one it reached. */
+interface TlsBackend {
+  readonly port: number;
+  /** SHA-256 fingerprint of its certificate, as `getPeerCertificate().fingerprint256` shows it. */
+  readonly fingerprint: string;
+}
+
+/**
+ * A TLS server with a self-signed certificate for `hosts` that answers `<name> <SNI it got, or ->`
+ * and closes. With `proxy` it first reads a PROXY protocol line, which it appends to the answer,
+ * and then speaks TLS on the same connection.
+ */
+async function tlsBackend(name: string, hosts: readonly string[], proxy = false): Promise<TlsBackend> {
+  const pem = makeCertificate(join(dir, `pem-${name}`), hosts);
+  const port = await freePort();
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((raw) => {
+    sockets.add(raw);
+    raw.on('close', () => sockets.delete(raw));
+    raw.on('error', () => {});
+    const speakTls = (header: string): void => {
+      const secure = new tls.TLSSocket(raw, { isServer: true, cert: pem.certificate, key: pem.privateKey });
+      secure.on('error', () => {});
+      secure.on('secure', () => {
+        const sni = typeof secure.servername === 'string' ? secure.servername : '-';
+        secure.end(`${name} ${sni}${header ? ` | ${header}` : ''}\n`);
+      });
+    };
+    if (!proxy) {
+      speakTls('');
+      return;
+    }
+    let buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      buffer = Buffer.concat([buffer, chunk]);
+      const end = buffer.indexOf('\r\n');
+      if (end < 0) return;
+      raw.off('data', onData);
+      raw.pause();
+      raw.unshift(buffer.subarray(end + 2));
+      speakTls(buffer.subarray(0, end).toString('latin1'));
+    };
+    raw.on('data', onData);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  closers.push(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { port, fingerprint: new X509Certificate(pem.certificate).fingerprint256 };
+}
+
+/**
+ * A TLS client: the certificate it was shown and what it read, or `closed` when the connection
+ * ended before a TLS session was up. Without `servername` it sends no SNI (the host is an address).
+ */
+function tlsAsk(
+  host: string,
+  port: number,
+  servername?: string,
+): Promise<{ fingerprint: string; answer: string } | 'closed'> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host, port, rejectUnauthorized: false, ...(servername ? { servername } : {}) });
+    let fingerprint = '';
+    let answer = '';
+    socket.setTimeout(5000, () => socket.destroy(new Error('timeout')));
+    socket.on('secureConnect', () => {
+      fingerprint = socket.getPeerCertificate().fingerprint256;
+    });
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString();
+    });
+    socket.on('close', () => resolve(fingerprint ? { fingerprint, answer: answer.trim() } : 'closed'));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // nginx closing (or resetting) the connection during the handshake is the answer `closed`.
+      if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') reject(err);
+    });
   });
 }
 
@@ -423,6 +506,78 @@ it('source ranges deny other clients; the PROXY protocol header reaches the targ
     throw err;
   });
   assert.is(deniedAnswer, '');
+  await apply([l4, l7]);
+});
+
+it('TLS passthrough routes by SNI to targets that terminate TLS themselves; other names are closed', async () => {
+  const [a, b, c] = await Promise.all([
+    tlsBackend('A', ['a.example.com']),
+    tlsBackend('B', ['*.wild.example.com']),
+    tlsBackend('C', ['catch-all.example.org']),
+  ]);
+  const port = await freePort();
+  const open = tlsService('gateway/default/passthrough', vip(), port, { a: [a.port], b: [b.port], c: [c.port] });
+  const strict = tlsService('gateway/default/strict', vip(), port, { a: [a.port], b: [b.port] });
+  await apply([l4, l7, open, strict]);
+  const [openVip, strictVip] = [open.addresses[0] as string, strict.addresses[0] as string];
+  // The client sees A's own certificate: nginx passed the TLS session through, it did not terminate it.
+  assert.equal(
+    await eventually(
+      'passthrough',
+      () => tlsAsk(openVip, port, 'a.example.com'),
+      (r) => r !== 'closed',
+    ),
+    { fingerprint: a.fingerprint, answer: 'A a.example.com' },
+  );
+  const reached = async (address: string, servername?: string): Promise<string> => {
+    const r = await tlsAsk(address, port, servername);
+    if (r === 'closed') return 'closed';
+    const backend = [a, b, c].findIndex((x) => x.fingerprint === r.fingerprint);
+    // The certificate and the answer come from the same target.
+    assert.is(r.answer.split(' ')[0], 'ABC'[backend], r.answer);
+    return r.answer;
+  };
+  assert.is(await reached(openVip, 'A.Example.COM'), 'A A.Example.COM');
+  assert.is(await reached(openVip, 'x.wild.example.com'), 'B x.wild.example.com');
+  assert.is(await reached(openVip, 'x-1.wild.example.com'), 'B x-1.wild.example.com');
+  // A wildcard is one label: deeper names and the bare suffix are someone else's.
+  assert.is(await reached(openVip, 'x.y.wild.example.com'), 'C x.y.wild.example.com');
+  assert.is(await reached(openVip, 'wild.example.com'), 'C wild.example.com');
+  assert.is(await reached(openVip, 'other.example.net'), 'C other.example.net');
+  assert.is(await reached(openVip), 'C -');
+  // Without a catch-all, a name no route has, or no name at all, gets its connection closed.
+  assert.is(await reached(strictVip, 'a.example.com'), 'A a.example.com');
+  assert.is(await reached(strictVip, 'x.wild.example.com'), 'B x.wild.example.com');
+  assert.is(await reached(strictVip, 'x.y.wild.example.com'), 'closed');
+  assert.is(await reached(strictVip, 'other.example.net'), 'closed');
+  assert.is(await reached(strictVip), 'closed');
+  await apply([l4, l7]);
+});
+
+it('TLS passthrough denies clients outside the source ranges and sends the PROXY header before the TLS session', async () => {
+  const target = await tlsBackend('P', ['a.example.com'], true);
+  const port = await freePort();
+  const proxied = clone(tlsService('gateway/default/proxied', vip(), port, { a: [target.port], b: [target.port] }));
+  proxied.options.proxyProtocol = true;
+  const denied = clone(tlsService('gateway/default/denied', vip(), port, { a: [target.port], b: [target.port] }));
+  denied.options.sourceRanges = ['10.0.0.0/8'];
+  denied.options.proxyProtocol = true;
+  await apply([l4, l7, versioned(proxied), versioned(denied)]);
+  const proxiedVip = proxied.addresses[0] as string;
+  const answer = await eventually(
+    'proxied passthrough',
+    () => tlsAsk(proxiedVip, port, 'a.example.com'),
+    (r) => r !== 'closed',
+  );
+  assert.ok(answer !== 'closed');
+  assert.is(answer.fingerprint, target.fingerprint);
+  assert.match(
+    answer.answer,
+    new RegExp(
+      `^P a\\.example\\.com \\| PROXY TCP4 127\\.0\\.0\\.1 ${proxiedVip.replaceAll('.', '\\.')} \\d+ ${port}$`,
+    ),
+  );
+  assert.is(await tlsAsk(denied.addresses[0] as string, port, 'a.example.com'), 'closed');
   await apply([l4, l7]);
 });
 
