@@ -1,5 +1,6 @@
 // A corpus of hostile values (directive injection, quoting, control characters, unicode, sizes,
-// out-of-range numbers, wrong types) placed in every field of a load balancer's daemon config.
+// out-of-range numbers, wrong types) placed in every field of a load balancer's daemon config
+// (L4, L7 and TLS passthrough, with SNI hosts of every shape nginx's map could misread).
 // Each must be rejected with a clear, typed error naming the field; the other load balancers'
 // nginx.conf, TLS files and keepalived.conf must be byte-for-byte what they are without it; and
 // real `nginx -t` / `keepalived -t` must accept the result.
@@ -28,6 +29,7 @@ import {
   makeCertificate,
   nginxOptions,
   nginxTest,
+  tlsService,
   writeNginx,
 } from './renderer-fixtures.js';
 
@@ -50,11 +52,16 @@ const P = {
   http: await freePort(),
   https: await freePort(),
   plain: await freePort(),
+  tls: await freePort(),
 };
 const P6 = { tcp: await freePort('::1'), udp: await freePort('::1') };
+// A TLS passthrough load balancer is among the others, so its map and nginx's shared stream
+// settings must come out unchanged too.
+const passthrough = tlsService('gateway/default/passthrough', '127.0.20.3', P.tls, { a: [9301], b: [9302] });
 const first = l4Service('service/default/alpha', '127.0.20.1', P, { tcp: [9001], udp: [9002] });
 const l7 = l7Service('service/default/bravo', '127.0.20.2', P, { coffee: [9101], tea: [9102] }, pem);
 const l4 = l4Service('service/default/bravo', '127.0.20.2', P, { tcp: [9003], udp: [9004] });
+const tls = tlsService('service/default/bravo', '127.0.20.2', P.tls, { a: [9303], b: [9304], c: [9305] });
 const last = l4Service('service/zulu/zeta', '::1', P6, { tcp: [9201], udp: [9202] });
 
 const strings: unknown[] = [
@@ -128,6 +135,39 @@ const numbers: unknown[] = [
 ];
 const others: unknown[] = [null, true, false, [], {}, ['a'], { a: 1 }, '80'];
 
+/** Values for the TLS passthrough fields: host-shaped injections, map words, nginx's own wildcard forms. */
+const sniStrings: unknown[] = [
+  'a.example.com;',
+  'a.example.com\ndefault x;',
+  'a.example.com }',
+  'a.example.com {',
+  'a.example.com$',
+  '$ssl_preread_server_name',
+  '"a.example.com"',
+  "a.example.com'",
+  '*.example.com;',
+  '*.example.com\n',
+  '*.{a}.com',
+  '\\default',
+  'x.example.com include /etc/passwd',
+  '~^.*$',
+  '~*x',
+  '*',
+  '*example.com',
+  '*.*.example.com',
+  'a.*.example.com',
+  '.example.com',
+  'example.*',
+  'a..b',
+  'A.EXAMPLE.COM',
+  'klb_closed',
+  'nowhere',
+  'default',
+  'include',
+  'hostnames',
+  '*.example.com',
+];
+
 type Path = readonly (string | number)[];
 /** Every field of the L7 config, and the L4-only fields of the L4 config. */
 const l7Fields: Path[] = [
@@ -179,6 +219,22 @@ const l4Fields: Path[] = [
   ['options', 'timeouts', 'idleSeconds'],
 ];
 
+const tlsFields: Path[] = [
+  ['listeners', 0, 'name'],
+  ['listeners', 0, 'port'],
+  ['listeners', 0, 'upstream'],
+  ['listeners', 0, 'sniRoutes', 0, 'host'],
+  ['listeners', 0, 'sniRoutes', 1, 'host'],
+  ['listeners', 0, 'sniRoutes', 2, 'host'],
+  ['listeners', 0, 'sniRoutes', 0, 'upstream'],
+  ['listeners', 0, 'sniRoutes', 2, 'upstream'],
+  ['listeners', 0, 'sniRoutes', 3],
+  ['upstreams', 2, 'name'],
+  ['options', 'proxyProtocol'],
+  ['options', 'sourceRanges', 0],
+  ['options', 'timeouts', 'connectSeconds'],
+];
+
 function mutate(config: DaemonServiceConfig, path: Path, value: unknown): unknown {
   const copy = clone(config) as unknown as Record<string | number, unknown>;
   let node = copy;
@@ -192,31 +248,33 @@ function fieldName(path: Path): string {
 }
 
 const isHarmless = (value: unknown): boolean =>
-  typeof value === 'boolean' || (typeof value === 'string' && /^[a-z0-9][a-z0-9.-]*$/.test(value));
+  typeof value === 'boolean' || (typeof value === 'string' && /^(\*\.)?[a-z0-9][a-z0-9.-]*$/.test(value));
 
 const hash = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 test('every hostile value in every field is rejected, and nothing else changes', () => {
   const nOptions = nginxOptions(dir);
   const kOptions = keepalivedOptions(dir, checker?.iface ?? 'eth0');
-  const baseline = renderNginxConfig([first, last], nOptions);
-  const baselineK = renderKeepalivedConfig([first, last], kOptions);
-  assert.equal(baseline.rendered, ['service/default/alpha', 'service/zulu/zeta']);
+  const baseline = renderNginxConfig([first, last, passthrough], nOptions);
+  const baselineK = renderKeepalivedConfig([first, last, passthrough], kOptions);
+  assert.equal(baseline.rendered, ['gateway/default/passthrough', 'service/default/alpha', 'service/zulu/zeta']);
+  assert.match(baseline.config, 'ssl_preread on;');
   const distinct = new Map<string, string>([[hash(baseline.config), baseline.config]]);
   const distinctK = new Set<string>([hash(baselineK.config)]);
   let cases = 0;
   const accepted = new Map<string, NginxRenderResult>();
   const corpus = [...strings, ...numbers, ...others];
-  for (const [service, fields] of [
-    [l7, l7Fields],
-    [l4, l4Fields],
+  for (const [service, fields, values] of [
+    [l7, l7Fields, corpus],
+    [l4, l4Fields, corpus],
+    [tls, tlsFields, [...corpus, ...sniStrings]],
   ] as const) {
     for (const path of fields) {
-      for (const value of corpus) {
+      for (const value of values) {
         const hostile = mutate(service, path, value);
-        const label = `${fieldName(path)} = ${JSON.stringify(value)?.slice(0, 60)}`;
-        const result = renderNginxConfig([first, hostile as DaemonServiceConfig, last], nOptions);
-        const k = renderKeepalivedConfig([first, hostile as DaemonServiceConfig, last], kOptions);
+        const label = `${service.listeners[0]?.protocol} ${fieldName(path)} = ${JSON.stringify(value)?.slice(0, 60)}`;
+        const result = renderNginxConfig([first, hostile as DaemonServiceConfig, last, passthrough], nOptions);
+        const k = renderKeepalivedConfig([first, hostile as DaemonServiceConfig, last, passthrough], kOptions);
         if (result.rejected.size !== 1) {
           // A few corpus values are legitimate in a few fields (`false` for a boolean, `80` as a
           // name, a 64-character version): they must render whole, and pass nginx -t below.
@@ -281,6 +339,9 @@ test('the good version of the hostile service renders and passes nginx -t (the c
   if (!missingNginx) assert.is(nginxTest(dir, writeNginx(dir, result, 'good.conf')), undefined);
   const l4Result = renderNginxConfig([first, l4, last], nginxOptions(dir));
   assert.is(l4Result.rejected.size, 0);
+  const tlsResult = renderNginxConfig([first, tls, last, passthrough], nginxOptions(dir));
+  assert.is(tlsResult.rejected.size, 0);
+  if (!missingNginx) assert.is(nginxTest(dir, writeNginx(dir, tlsResult, 'good-tls.conf')), undefined);
 });
 
 test.run();
