@@ -118,14 +118,15 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
   /** `keepalived-nginx`. */
   readonly name = 'keepalived-nginx';
   /**
-   * TCP/UDP (nginx stream), HTTP/HTTPS with routes and TLS (nginx http); addresses come from
+   * TCP/UDP and TLS passthrough by SNI (nginx stream), HTTP/HTTPS with routes and TLS (nginx
+   * http); addresses come from
    * KLB's IPAM. Targets: node IP + nodePort first (works wherever the load-balancing nodes can
    * reach the nodes, as the original system did), pod endpoints second (no second hop and the
    * client address kept, when the load-balancing nodes route to the pod network). Not cluster IPs:
    * the daemons run in the host network, where Service IPs need kube-proxy on the same node.
    */
   readonly capabilities: BackendCapabilities = {
-    protocols: ['TCP', 'UDP', 'HTTP', 'HTTPS'],
+    protocols: ['TCP', 'UDP', 'HTTP', 'HTTPS', 'TLS'],
     l7: true,
     tls: true,
     allocatesAddresses: false,

@@ -301,6 +301,56 @@ it('compatibility mode writes the original daemon-configmap (loadbalancer=daemon
   );
 });
 
+it('publishes a Gateway TLS passthrough listener with its SNI routes, in both modes; it takes its TCP port', async () => {
+  const ns = await namespace();
+  const b = backend(ns);
+  assert.ok(b.capabilities.protocols.includes('TLS'));
+  const base = spec('192.0.2.50', { name: 'unused' });
+  const gateway: LoadBalancerSpec = {
+    ...base,
+    ref: { id: 'gateway/edge/tls', kind: 'Gateway', namespace: 'edge', name: 'tls' },
+    listeners: [
+      {
+        name: 'tls-443',
+        port: 443,
+        protocol: 'TLS',
+        sniRoutes: [
+          { host: 'a.example.com', upstream: 'web' },
+          { host: '*.example.org', upstream: 'web' },
+        ],
+      },
+    ],
+  };
+  const status = await b.ensure(gateway, ctx());
+  assert.equal(status.ingress[0]?.ports, [{ port: 443, protocol: 'TCP' }]);
+  const [secret] = await secrets(ns);
+  assert.ok(secret);
+  assert.is(secret.metadata?.name, 'gateway.edge.tls');
+  const { configs, errors } = readDaemonConfigObject(secret);
+  assert.is(errors.size, 0);
+  assert.equal(configs[0]?.listeners[0]?.sniRoutes, [
+    { host: 'a.example.com', upstream: 'web' },
+    { host: '*.example.org', upstream: 'web' },
+  ]);
+  const rendered = renderNginxConfig(configs, { tlsDir: '/run/klb/tls', runDir: '/run/klb' });
+  assert.is(rendered.rejected.size, 0);
+  assert.match(rendered.config, 'listen 192.0.2.50:443;\n        ssl_preread on;\n');
+  // A TCP listener on the same VIP and port collides with it.
+  const clash = await b.ensure(spec('192.0.2.50', { port: 443, name: 'clash' }), ctx()).catch((e: unknown) => e);
+  assert.ok(isTerminalError(clash));
+  assert.match((clash as Error).message, 'gateway/edge/tls');
+  // No private key travels with TLS passthrough: the compatibility ConfigMap carries it too.
+  const compatNs = await namespace();
+  await backend(compatNs, { mode: 'daemon-configmap' }).ensure(gateway, ctx());
+  const cm = await client().get<DaemonConfigObject>(
+    `/api/v1/namespaces/${compatNs}/configmaps/${COMPAT_CONFIGMAP_NAME}`,
+  );
+  assert.equal(
+    readDaemonConfigObject({ ...cm, kind: 'ConfigMap' }).configs.map((c) => c.listeners[0]?.protocol),
+    ['TLS'],
+  );
+});
+
 function report(node: string, partial: Partial<DaemonNodeReport>): DaemonNodeReport {
   return {
     apiVersion: 'klb.io/v1alpha1',
