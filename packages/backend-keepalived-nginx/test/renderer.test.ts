@@ -425,42 +425,25 @@ test('a TLS listener takes its TCP port: TCP or HTTP on it collides, UDP does no
 });
 
 test('daemonConfigFromSpec carries the SNI routes of a TLS listener, and refuses a hostile one', () => {
+  const listener = {
+    name: 'tls-443',
+    port: 443,
+    protocol: 'TLS' as const,
+    sniRoutes: [{ host: 'a.example.com', upstream: 'a' }, { host: '*.example.org', upstream: 'a' }, { upstream: 'a' }],
+  };
   const spec: LoadBalancerSpec = {
     ref: { id: 'gateway/edge/tls', kind: 'Gateway', namespace: 'edge', name: 'tls' },
     addresses: ['10.9.0.1'],
     requestedAddresses: [],
     ipFamilies: ['IPv4'],
-    listeners: [
-      {
-        name: 'tls-443',
-        port: 443,
-        protocol: 'TLS',
-        sniRoutes: [
-          { host: 'a.example.com', upstream: 'a' },
-          { host: '*.example.org', upstream: 'a' },
-          { upstream: 'a' },
-        ],
-      },
-    ],
+    listeners: [listener],
     upstreams: [
       { name: 'a', targets: [{ kind: 'node', address: '10.1.0.1', port: 30443, ready: true, nodeName: 'n1' }] },
     ],
     options: { algorithm: 'round-robin', proxyProtocol: false, sourceRanges: [], timeouts: {} },
     annotations: {},
   };
-  const config = daemonConfigFromSpec(spec, { group: 'default', vrid: 1 });
-  assert.equal(config.listeners, [
-    {
-      name: 'tls-443',
-      port: 443,
-      protocol: 'TLS',
-      sniRoutes: [
-        { host: 'a.example.com', upstream: 'a' },
-        { host: '*.example.org', upstream: 'a' },
-        { upstream: 'a' },
-      ],
-    },
-  ]);
+  assert.equal(daemonConfigFromSpec(spec, { group: 'default', vrid: 1 }).listeners, [listener]);
   const hostile = { ...spec, listeners: [{ ...spec.listeners[0], sniRoutes: [{ host: 'a;b', upstream: 'a' }] }] };
   assert.throws(
     () => daemonConfigFromSpec(hostile as LoadBalancerSpec, { group: 'default', vrid: 1 }),
