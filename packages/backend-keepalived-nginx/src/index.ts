@@ -46,6 +46,7 @@ export {
   type DaemonListener,
   type DaemonServiceConfig,
   type DaemonServiceOptions,
+  type DaemonSniRoute,
   type DaemonTarget,
   type DaemonTlsCertificate,
   type DaemonUpstream,
