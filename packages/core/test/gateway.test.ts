@@ -2,6 +2,7 @@
 // its Routes (from the namespaces its listeners allow) feed it; what users read back is the
 // Gateway's, the listeners' and the Routes' status.
 import {
+  type ConditionJson,
   FINALIZER,
   type GatewayObject,
   KubeClient,
@@ -69,7 +70,7 @@ if (!missing) {
   });
 }
 
-type Condition = { type: string; status: string; reason: string; message?: string; observedGeneration?: number };
+type Condition = ConditionJson;
 type GatewayRead = GatewayObject & {
   status?: {
     addresses?: { type?: string; value: string }[];
