@@ -1,4 +1,10 @@
-import { type LoadBalancerRef, type LoadBalancerSpec, TerminalError } from '@klb/core';
+import {
+  boundedName,
+  type LoadBalancerRef,
+  type LoadBalancerSpec,
+  parseLoadBalancerId,
+  TerminalError,
+} from '@klb/core';
 import { affinitySeconds, baseName, desiredLoadBalancer } from './desired-state.js';
 import { canonicalAddress } from './f5-path.js';
 
@@ -28,6 +34,26 @@ export function as3Remark(controllerId: string): string {
   return `klb:${controllerId}`;
 }
 
+/** Longest AS3 `label` (F5's schema). */
+const as3LabelMax = 64;
+
+/** The application constant that holds a load balancer id too long for the label. */
+const as3RefConstant = 'klbRef';
+
+/**
+ * The load balancer an application KLB declared belongs to: the id in its constants when it has
+ * one there, else its label; undefined when neither holds an id.
+ */
+export function as3ApplicationRef(app: Readonly<Record<string, unknown>>): LoadBalancerRef | undefined {
+  const constants = app.constants;
+  const kept =
+    constants !== null && typeof constants === 'object'
+      ? (constants as Record<string, unknown>)[as3RefConstant]
+      : undefined;
+  const id = typeof kept === 'string' ? kept : app.label;
+  return typeof id === 'string' ? parseLoadBalancerId(id) : undefined;
+}
+
 /** The name of the application's `Persist` object (listener names have no `_`, so it never clashes). */
 export const as3PersistName = 'source_addr_persist';
 
@@ -37,19 +63,23 @@ export const as3PersistName = 'source_addr_persist';
  * `Monitor` `<listener>_monitor` when the upstream asks for an http check (`tcp` otherwise).
  * Client IP affinity adds a `Persist` `source_addr_persist` (`source-address`, `duration` = the
  * affinity timeout) that every service uses; `source-ip-hash` alone uses AS3's stock
- * `source-address`. The application's `label` is the load balancer's id. Throws
+ * `source-address`. The application's `label` is the load balancer's id (an id longer than
+ * the label's 64 characters is bounded there with a digest and kept whole in the application's
+ * `constants` as `klbRef`). Throws
  * {@link TerminalError} for what the backend cannot realise (the same rules as LTM mode).
  */
 export function as3Application(spec: LoadBalancerSpec, settings: As3Settings): As3Application {
   // Same validation as LTM mode (addresses, ports, protocols, paths).
   desiredLoadBalancer(spec, { partition: settings.tenant, controllerId: settings.controllerId, snat: 'none' });
-  if (spec.ref.id.length > 64) {
-    throw new TerminalError(`AS3 mode records the id in a 64-character label; ${spec.ref.id} is longer`, {
-      reason: 'NameTooLong',
-    });
-  }
   const upstreams = new Map(spec.upstreams.map((u) => [u.name, u]));
-  const app: As3Application = { class: 'Application', remark: as3Remark(settings.controllerId), label: spec.ref.id };
+  const app: As3Application = {
+    class: 'Application',
+    remark: as3Remark(settings.controllerId),
+    label: boundedName(spec.ref.id, as3LabelMax),
+    // An id longer than a label (a Gateway or Ingress name near 253 characters) is kept whole
+    // in the application's constants, where list() reads it back.
+    ...(spec.ref.id.length > as3LabelMax ? { constants: { class: 'Constants', [as3RefConstant]: spec.ref.id } } : {}),
+  };
   const virtualAddresses = spec.addresses.map(canonicalAddress);
   const affinity = affinitySeconds(spec);
   const persistenceMethods: unknown[] =

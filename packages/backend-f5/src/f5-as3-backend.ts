@@ -7,7 +7,6 @@ import {
   type LoadBalancerSpec,
   type LoadBalancerStatus,
   type Logger,
-  parseLoadBalancerId,
   silentLogger,
   TerminalError,
 } from '@klb/core';
@@ -15,6 +14,7 @@ import {
   type As3Application,
   as3Application,
   as3ApplicationName,
+  as3ApplicationRef,
   as3Remark,
   as3SchemaVersion,
 } from './as3-declaration.js';
@@ -159,9 +159,8 @@ export class F5As3Backend implements LoadBalancerBackend {
     for (const app of Object.values(apps)) {
       if (app === null || typeof app !== 'object') continue;
       const a = app as Json;
-      if (a.class !== 'Application' || a.remark !== as3Remark(this.#controllerId) || typeof a.label !== 'string')
-        continue;
-      const ref = parseLoadBalancerId(a.label);
+      if (a.class !== 'Application' || a.remark !== as3Remark(this.#controllerId)) continue;
+      const ref = as3ApplicationRef(a);
       if (ref) refs.push(ref);
     }
     return refs.sort((x, y) => (x.id < y.id ? -1 : 1));

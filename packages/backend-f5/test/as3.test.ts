@@ -2,7 +2,7 @@
 // example too, which proves the validator setup), and the backend drives the emulator's AS3
 // per-application API with async tasks.
 import { readFileSync } from 'node:fs';
-import { as3Application, as3Declaration, F5As3Backend, IControlClient } from '@klb/backend-f5';
+import { as3Application, as3ApplicationName, as3Declaration, F5As3Backend, IControlClient } from '@klb/backend-f5';
 import { type BackendContext, isTerminalError, type LoadBalancerSpec, silentLogger } from '@klb/core';
 import { as3SchemaValidator, type F5Emulator, requireComponents, startF5Emulator } from '@klb/testing';
 import { suite } from 'uvu';
@@ -155,6 +155,54 @@ it('client IP affinity: a Persist with the timeout as duration, used by every se
     await backend.ensure(sticky(600), ctx);
     await backend.remove(sticky(600).ref, ctx);
     assert.is(f5.state().as3.klb?.klb_svc_default_sticky, undefined);
+  } finally {
+    await backend.close();
+  }
+});
+
+it('gateway refs: declarations validate for names up to 253 characters; a long id is kept in the constants and listed back', async () => {
+  const gatewaySpec = (namespace: string, name: string): LoadBalancerSpec => {
+    const spec = makeSpec({ name: 'x', ports: [5432] });
+    const udp = makeSpec({ name: 'x', protocol: 'UDP', ports: [53] });
+    return {
+      ...spec,
+      ref: { id: `gateway/${namespace}/${name}`, kind: 'Gateway', namespace, name },
+      listeners: [...spec.listeners, ...udp.listeners],
+      upstreams: [...spec.upstreams, ...udp.upstreams],
+    };
+  };
+  const longName = ['a', 'b', 'c', 'd'].map((c, i) => c.repeat(i === 3 ? 61 : 63)).join('.');
+  const specs = [
+    gatewaySpec('default', 'edge'),
+    gatewaySpec('default', 'edge.example-1'),
+    gatewaySpec('n'.repeat(63), longName),
+    gatewaySpec('n'.repeat(63), `${longName.slice(0, -1)}e`),
+  ];
+  const settings = { tenant: 'klb', controllerId: 'klb', snat: 'auto' } as const;
+  const apps = Object.fromEntries(specs.map((s) => [as3ApplicationName(s.ref), as3Application(s, settings)]));
+  assert.is(Object.keys(apps).length, specs.length, 'distinct application names');
+  for (const [name, app] of Object.entries(apps)) {
+    valid(as3Declaration('klb', { [name]: app }));
+    assert.ok(String(app.label).length <= 64, `label of ${name} fits`);
+  }
+  valid(as3Declaration('klb', apps));
+  const short = apps[as3ApplicationName(specs[0]?.ref as LoadBalancerSpec['ref'])] as Record<string, unknown>;
+  assert.is(short.label, 'gateway/default/edge');
+  assert.is(short.constants, undefined, 'an id that fits the label needs no constants');
+
+  const backend = new F5As3Backend({
+    client: new IControlClient({ host: f5.host, username: 'admin', password: 'admin', ca: f5.ca }),
+    tenant: 'klb_gw',
+    taskPollMs: 5,
+  });
+  try {
+    for (const spec of specs) await backend.ensure(spec, ctx);
+    assert.equal((await backend.list(ctx)).map((r) => r.id).sort(), specs.map((s) => s.ref.id).sort());
+    const mark = f5.calls.length;
+    for (const spec of specs) await backend.ensure(spec, ctx);
+    assert.is(f5.calls.counts(mark).writes, 0, 'unchanged: no write');
+    for (const spec of specs) await backend.remove(spec.ref, ctx);
+    assert.equal(await backend.list(ctx), []);
   } finally {
     await backend.close();
   }
