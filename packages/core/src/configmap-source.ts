@@ -1,4 +1,4 @@
-import { Annotations, klbAnnotations, parseAddresses, parseOptions } from './annotations.js';
+import { Annotations, klbAnnotations, parseAddresses, parseOptions, refuseHttpAnnotations } from './annotations.js';
 import { TerminalError } from './errors.js';
 import { IngressSource } from './ingress-source.js';
 import type { KubeClient } from './kube-client.js';
@@ -104,6 +104,7 @@ export class ConfigMapSource implements LoadBalancerSource<ConfigMapObject> {
     }
     const { listeners, upstreams, usesNodes, usesEndpoints } = l4FromService(service, world, families);
     const annotations = cm.metadata?.annotations ?? {};
+    refuseHttpAnnotations(annotations, `ConfigMap ${ns}/${name} (without host or path)`);
     return {
       spec: {
         ref: {

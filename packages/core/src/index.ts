@@ -95,8 +95,10 @@ export type {
 } from './source.js';
 export {
   addressIngress,
+  describeHttpSettings,
   type HealthCheck,
   type HttpRoute,
+  type HttpSettings,
   type IpFamily,
   type IpMode,
   type Listener,

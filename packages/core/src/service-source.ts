@@ -1,5 +1,13 @@
 import { isDeepStrictEqual } from 'node:util';
-import { Annotations, klbAnnotations, parseAddresses, parseCidrs, parseOptions, parseToken } from './annotations.js';
+import {
+  Annotations,
+  klbAnnotations,
+  parseAddresses,
+  parseCidrs,
+  parseOptions,
+  parseToken,
+  refuseHttpAnnotations,
+} from './annotations.js';
 import { TerminalError } from './errors.js';
 import type { KubeClient } from './kube-client.js';
 import type { ServiceObject } from './kube-types.js';
@@ -186,6 +194,7 @@ export class ServiceSource implements LoadBalancerSource<ServiceObject> {
       svc.spec?.sessionAffinity === 'ClientIP'
         ? (svc.spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800)
         : undefined;
+    refuseHttpAnnotations(annotations, `Service ${ns}/${name}`);
     const options = parseOptions(annotations, sourceRanges, affinity);
     if (options.proxyProtocol && !world.capabilities.proxyProtocol) {
       throw new TerminalError('the backend cannot send the PROXY protocol', { reason: 'UnsupportedOption' });

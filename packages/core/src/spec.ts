@@ -133,6 +133,43 @@ export interface Listener {
   readonly sniRoutes?: readonly SniRoute[];
 }
 
+/**
+ * HTTP proxy settings of a load balancer's HTTP and HTTPS listeners (from the `klb.io/proxy-*`
+ * and `klb.io/client-max-header-size` annotations). A field that is absent keeps the backend's
+ * default; a backend that cannot apply a field that is set says so in its status message.
+ */
+export interface HttpSettings {
+  /** Largest request body a client may send, in bytes; `0` means no limit. Larger bodies get 413. */
+  readonly maxBodyBytes?: number;
+  /**
+   * Longest request line or single request header field a client may send, in bytes; longer
+   * ones get 400 (414 for the request line).
+   */
+  readonly maxHeaderBytes?: number;
+  /** Seconds allowed to connect to a target; on HTTP listeners it takes the place of `timeouts.connectSeconds`. */
+  readonly connectTimeoutSeconds?: number;
+  /**
+   * Seconds a target may stay silent while its response is read (between two reads, not the
+   * whole response); on HTTP listeners it takes the place of `timeouts.idleSeconds`.
+   */
+  readonly readTimeoutSeconds?: number;
+  /**
+   * Seconds a target may take to accept more of the request (between two writes); on HTTP
+   * listeners it takes the place of `timeouts.idleSeconds`.
+   */
+  readonly sendTimeoutSeconds?: number;
+  /**
+   * Seconds an upgraded connection (WebSocket, after `101 Switching Protocols`) may stay idle in
+   * either direction; without it, upgraded connections have the read and send timeouts.
+   */
+  readonly upgradeTimeoutSeconds?: number;
+  /**
+   * `true` buffers request and response bodies (the usual proxy behaviour); `false` streams both
+   * as they arrive (server-sent events, long polling, large uploads).
+   */
+  readonly buffering?: boolean;
+}
+
 /** Backend-neutral options that apply to the whole load balancer. */
 export interface LoadBalancerOptions {
   /** Balancing algorithm; default `round-robin`. */
@@ -153,6 +190,28 @@ export interface LoadBalancerOptions {
     /** Idle time after which a client or target connection is closed. */
     readonly idleSeconds?: number;
   };
+  /** HTTP proxy settings of the HTTP/HTTPS listeners; absent when none is set. */
+  readonly http?: HttpSettings;
+}
+
+/** What each {@link HttpSettings} field is, in words, in the order of the interface. */
+const HTTP_SETTING_WORDS: Readonly<Record<keyof HttpSettings, string>> = {
+  maxBodyBytes: 'request body size',
+  maxHeaderBytes: 'request header size',
+  connectTimeoutSeconds: 'HTTP connect timeout',
+  readTimeoutSeconds: 'read timeout',
+  sendTimeoutSeconds: 'send timeout',
+  upgradeTimeoutSeconds: 'upgraded connection timeout',
+  buffering: 'buffering',
+};
+
+/**
+ * The {@link HttpSettings} that are set, in words (`request body size, read timeout`), for a
+ * backend's status message when it cannot apply them; undefined when none is set.
+ */
+export function describeHttpSettings(http: HttpSettings | undefined): string | undefined {
+  const set = (Object.keys(HTTP_SETTING_WORDS) as (keyof HttpSettings)[]).filter((k) => http?.[k] !== undefined);
+  return set.length ? set.map((k) => HTTP_SETTING_WORDS[k]).join(', ') : undefined;
 }
 
 /**
