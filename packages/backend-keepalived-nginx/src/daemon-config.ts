@@ -127,6 +127,36 @@ export interface DaemonVrrp {
   readonly vrid: number;
 }
 
+/**
+ * HTTP proxy settings of a load balancer's HTTP and HTTPS listeners, as whole numbers; a field
+ * that is absent leaves nginx's default (and renders nothing).
+ */
+export interface DaemonHttpOptions {
+  /** nginx `client_max_body_size`: the largest request body in bytes, `0` for no limit (nginx's default: 1 MiB). */
+  readonly maxBodyBytes?: number;
+  /**
+   * nginx `large_client_header_buffers 4 <size>`: the longest request line or header field in
+   * bytes, 1024 to 1048576 (nginx's default: 8 KiB); a request's whole header fits in four.
+   */
+  readonly maxHeaderBytes?: number;
+  /** nginx `proxy_connect_timeout` of HTTP servers, in place of `timeouts.connectSeconds`. */
+  readonly connectSeconds?: number;
+  /** nginx `proxy_read_timeout` of HTTP servers, in place of `timeouts.idleSeconds`. */
+  readonly readSeconds?: number;
+  /** nginx `proxy_send_timeout` of HTTP servers, in place of `timeouts.idleSeconds`. */
+  readonly sendSeconds?: number;
+  /**
+   * Read and send timeouts of upgraded (WebSocket) connections: a request with an `Upgrade`
+   * header is proxied from a named location that has these instead of `readSeconds`/`sendSeconds`.
+   */
+  readonly upgradeSeconds?: number;
+  /** nginx `proxy_buffering` and `proxy_request_buffering`: `false` streams both bodies. */
+  readonly buffering?: boolean;
+}
+
+/** Largest {@link DaemonHttpOptions.maxBodyBytes}: 1 TiB. */
+const MAX_BODY_BYTES = 1024 ** 4;
+
 /** Whole-load-balancer options. */
 export interface DaemonServiceOptions {
   /** Balancing algorithm. `source-ip-hash` renders `hash $remote_addr consistent`. */
@@ -144,6 +174,8 @@ export interface DaemonServiceOptions {
     /** Idle time after which a connection (or UDP session) is closed. */
     readonly idleSeconds?: number;
   };
+  /** HTTP proxy settings of the HTTP/HTTPS listeners; absent when none is set. */
+  readonly http?: DaemonHttpOptions;
   /** VRRP group and router id. */
   readonly vrrp: DaemonVrrp;
 }
@@ -288,6 +320,19 @@ const schema = {
           type: 'object',
           additionalProperties: false,
           properties: { connectSeconds: seconds, idleSeconds: seconds },
+        },
+        http: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            maxBodyBytes: { type: 'integer', minimum: 0, maximum: MAX_BODY_BYTES },
+            maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 1048576 },
+            connectSeconds: seconds,
+            readSeconds: seconds,
+            sendSeconds: seconds,
+            upgradeSeconds: seconds,
+            buffering: { type: 'boolean' },
+          },
         },
         vrrp: {
           type: 'object',
@@ -495,6 +540,14 @@ export function validateDaemonServiceConfig(value: unknown): DaemonServiceConfig
   }
   if (config.options.timeouts.idleSeconds !== undefined) {
     validDurationSeconds(config.options.timeouts.idleSeconds, 'options.timeouts.idleSeconds');
+  }
+  const http = config.options.http;
+  if (http !== undefined) {
+    if (http.maxBodyBytes !== undefined) validInt(http.maxBodyBytes, 0, MAX_BODY_BYTES, 'options.http.maxBodyBytes');
+    if (http.maxHeaderBytes !== undefined) validInt(http.maxHeaderBytes, 1024, 1048576, 'options.http.maxHeaderBytes');
+    for (const key of ['connectSeconds', 'readSeconds', 'sendSeconds', 'upgradeSeconds'] as const) {
+      if (http[key] !== undefined) validDurationSeconds(http[key], `options.http.${key}`);
+    }
   }
   validIdent(config.options.vrrp.group, 'options.vrrp.group');
   validInt(config.options.vrrp.vrid, 1, 255, 'options.vrrp.vrid');

@@ -42,6 +42,7 @@ export {
   DAEMON_CONFIG_API_VERSION,
   DAEMON_SERVICE_CONFIG_KIND,
   type DaemonConfigSetCheck,
+  type DaemonHttpOptions,
   type DaemonHttpRoute,
   type DaemonListener,
   type DaemonServiceConfig,

@@ -118,15 +118,29 @@ const UPSTREAMS = `{% for u in upstreams %}    upstream {{ u | upstream }} {
 /** Per-server limits, the same for every server of a load balancer. */
 const LIMITS = (http: boolean): string => `{% if proxyProtocol %}        proxy_protocol on;
 {% endif %}{% if connectTimeout %}        proxy_connect_timeout {{ connectTimeout | duration }};
-{% endif %}{% if idleTimeout %}${
+{% endif %}${
   http
-    ? `        proxy_read_timeout {{ idleTimeout | duration }};
-        proxy_send_timeout {{ idleTimeout | duration }};
-`
-    : `        proxy_timeout {{ idleTimeout | duration }};
-`
-}{% endif %}{% for r in sourceRanges %}        allow {{ r | cidr }};
+    ? `{% if readTimeout %}        proxy_read_timeout {{ readTimeout | duration }};
+{% endif %}{% if sendTimeout %}        proxy_send_timeout {{ sendTimeout | duration }};
+{% endif %}`
+    : `{% if idleTimeout %}        proxy_timeout {{ idleTimeout | duration }};
+{% endif %}`
+}{% for r in sourceRanges %}        allow {{ r | cidr }};
 {% endfor %}{% if sourceRanges.size > 0 %}        deny all;
+{% endif %}`;
+
+/**
+ * HTTP settings of every server of a load balancer (`options.http`). `large_client_header_buffers`
+ * is what limits a request line and a header field (`client_header_buffer_size` is only the first
+ * buffer tried); the servers of one VIP:port all carry the same value, so nginx's use of the
+ * default server's buffers before it picked a server by name changes nothing.
+ */
+const HTTP_SETTINGS = `{% if maxBodyBytes %}        client_max_body_size {{ maxBodyBytes | int: 0, ${1024 ** 4} }};
+{% endif %}{% if maxHeaderBytes %}        large_client_header_buffers 4 {{ maxHeaderBytes | int: 1024, 1048576 }};
+{% endif %}{% if bufferingOn %}        proxy_buffering on;
+        proxy_request_buffering on;
+{% endif %}{% if bufferingOff %}        proxy_buffering off;
+        proxy_request_buffering off;
 {% endif %}`;
 
 /*
@@ -156,12 +170,21 @@ ${UPSTREAMS}{% for s in servers %}    server {
 {% else %}        server_name "";
 {% endif %}{% if s.cert %}        ssl_certificate {{ s.cert.crt | file }};
         ssl_certificate_key {{ s.cert.key | file }};
-{% endif %}${LIMITS(true)}{% if s.redirect %}        return 308 https://$host{% if s.redirectPort %}:{{ s.redirectPort | port }}{% endif %}$request_uri;
+{% endif %}${LIMITS(true)}${HTTP_SETTINGS}{% if s.redirect %}        return 308 https://$host{% if s.redirectPort %}:{{ s.redirectPort | port }}{% endif %}$request_uri;
 {% else %}{% for loc in s.locations %}        location {{ loc | location }} {
-{% if loc.upstream %}            proxy_pass http://{{ loc.upstream | upstream }};
+{% if loc.upstream %}{% if upgradeTimeout %}            error_page 418 = @{{ loc.upstream | upstream }};
+            if ($http_upgrade) {
+                return 418;
+            }
+{% endif %}            proxy_pass http://{{ loc.upstream | upstream }};
 {% elsif loc.missing %}            return 404;
 {% else %}            return 503;
 {% endif %}        }
+{% endfor %}{% for u in s.upgrades %}        location @{{ u | upstream }} {
+            proxy_read_timeout {{ upgradeTimeout | duration }};
+            proxy_send_timeout {{ upgradeTimeout | duration }};
+            proxy_pass http://{{ u | upstream }};
+        }
 {% endfor %}{% endif %}    }
 {% endfor %}`;
 
@@ -224,6 +247,8 @@ interface HttpServer {
   /** The HTTPS port of the redirect when it is not 443 (which the URL leaves out). */
   redirectPort: number | null;
   locations: Location[];
+  /** Upstreams that get a named location for upgraded connections (with an upgrade timeout only). */
+  upgrades: ReadyUpstream[];
 }
 
 /** Adds the location(s) of a route to `server`, unless it has them: the first route for a path wins. */
@@ -471,14 +496,27 @@ export class NginxRenderer {
           });
     let http = '';
     if (servers.length > 0) {
+      const settings = config.options.http ?? {};
       const used: ReadyUpstream[] = [];
       for (const server of servers) {
         for (const { upstream } of server.locations) {
           if (upstream !== null && !used.includes(upstream)) used.push(upstream);
+          // Upgraded connections of a server are proxied from one named location per upstream.
+          if (upstream !== null && settings.upgradeSeconds !== undefined && !server.upgrades.includes(upstream)) {
+            server.upgrades.push(upstream);
+          }
         }
       }
       http = this.#fragment(this.#http, {
         ...common,
+        connectTimeout: settings.connectSeconds ?? common.connectTimeout,
+        readTimeout: settings.readSeconds ?? common.idleTimeout,
+        sendTimeout: settings.sendSeconds ?? common.idleTimeout,
+        upgradeTimeout: settings.upgradeSeconds ?? null,
+        maxBodyBytes: settings.maxBodyBytes ?? null,
+        maxHeaderBytes: settings.maxHeaderBytes ?? null,
+        bufferingOn: settings.buffering === true,
+        bufferingOff: settings.buffering === false,
         // nginx's http proxy cannot send the PROXY protocol; L7 listeners pass X-Forwarded-* instead.
         proxyProtocol: false,
         keepalive: keepalive > 0 ? keepalive : null,
@@ -540,6 +578,7 @@ function httpServers(
     redirect: false,
     redirectPort: null,
     locations: [],
+    upgrades: [],
   });
   const fallback = server(null, true);
   if (listener.redirectToHttpsPort !== undefined) {

@@ -1,7 +1,8 @@
-import type { LoadBalancerSpec } from '@klb/core';
+import type { HttpSettings, LoadBalancerSpec } from '@klb/core';
 import {
   DAEMON_CONFIG_API_VERSION,
   DAEMON_SERVICE_CONFIG_KIND,
+  type DaemonHttpOptions,
   type DaemonListener,
   type DaemonServiceConfig,
   type DaemonUpstream,
@@ -23,12 +24,27 @@ const DEFAULTS: PassiveHealthDefaults = { maxFails: 3, failTimeoutSeconds: 10 };
 
 const seconds = (n: number | undefined): number | undefined => (n === undefined ? undefined : Math.ceil(n));
 
+/** The daemon's HTTP options from the spec's (timeouts rounded up to whole seconds); undefined when none is set. */
+function daemonHttpOptions(http: HttpSettings | undefined): DaemonHttpOptions | undefined {
+  if (http === undefined) return undefined;
+  const options: DaemonHttpOptions = {
+    ...(http.maxBodyBytes !== undefined ? { maxBodyBytes: http.maxBodyBytes } : {}),
+    ...(http.maxHeaderBytes !== undefined ? { maxHeaderBytes: http.maxHeaderBytes } : {}),
+    ...(http.connectTimeoutSeconds !== undefined ? { connectSeconds: Math.ceil(http.connectTimeoutSeconds) } : {}),
+    ...(http.readTimeoutSeconds !== undefined ? { readSeconds: Math.ceil(http.readTimeoutSeconds) } : {}),
+    ...(http.sendTimeoutSeconds !== undefined ? { sendSeconds: Math.ceil(http.sendTimeoutSeconds) } : {}),
+    ...(http.upgradeTimeoutSeconds !== undefined ? { upgradeSeconds: Math.ceil(http.upgradeTimeoutSeconds) } : {}),
+    ...(http.buffering !== undefined ? { buffering: http.buffering } : {}),
+  };
+  return Object.keys(options).length > 0 ? options : undefined;
+}
+
 /**
  * Builds the validated daemon config of a load balancer from its backend-neutral spec. Addresses
  * are written canonically; a spec health check becomes nginx's passive health (`max_fails` =
  * unhealthy threshold, `fail_timeout` = interval × threshold), since nginx has no active checks;
- * TLS certificates are carried with their material, and a TLS passthrough listener's SNI routes
- * as they are.
+ * TLS certificates are carried with their material, a TLS passthrough listener's SNI routes
+ * as they are, and the HTTP settings (`options.http`) with timeouts in whole seconds.
  *
  * @throws InvalidDaemonConfigError (a `TerminalError`) when any value cannot be rendered safely.
  */
@@ -90,6 +106,7 @@ export function daemonConfigFromSpec(
   }));
   const connect = seconds(spec.options.timeouts.connectSeconds);
   const idle = seconds(spec.options.timeouts.idleSeconds);
+  const http = daemonHttpOptions(spec.options.http);
   const draft = {
     apiVersion: DAEMON_CONFIG_API_VERSION,
     kind: DAEMON_SERVICE_CONFIG_KIND,
@@ -106,6 +123,7 @@ export function daemonConfigFromSpec(
         ...(connect !== undefined ? { connectSeconds: connect } : {}),
         ...(idle !== undefined ? { idleSeconds: idle } : {}),
       },
+      ...(http ? { http } : {}),
       vrrp: { group: vrrp.group, vrid: vrrp.vrid },
     },
   } as const;

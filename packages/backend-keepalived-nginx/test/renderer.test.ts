@@ -451,6 +451,168 @@ test('daemonConfigFromSpec carries the SNI routes of a TLS listener, and refuses
   );
 });
 
+/** `b` with HTTP settings. */
+function withHttp(http: NonNullable<DaemonServiceConfig['options']['http']>): DaemonServiceConfig {
+  const copy = clone(b);
+  copy.options.http = { ...http };
+  return versioned(copy);
+}
+
+/** The lines HTTP settings add, and the content version in each fragment header, taken out. */
+function withoutHttpSettings(config: string): string {
+  return config
+    .replace(/\n {8}location @[^\n]+ \{\n(?: {12}[^\n]+\n)+ {8}\}/g, '')
+    .replace(/\n {12}error_page 418 = @[^\n]+\n {12}if \(\$http_upgrade\) \{\n {16}return 418;\n {12}\}/g, '')
+    .replace(
+      /\n {8}(client_max_body_size|large_client_header_buffers|proxy_buffering|proxy_request_buffering) [^\n]+;/g,
+      '',
+    )
+    .replace(/(# [a-z]+\/[a-z0-9./-]+) [0-9a-f]{16}\n/g, '$1 V\n');
+}
+
+test('HTTP settings render on every HTTP server of the load balancer, and only there', () => {
+  const base = renderNginxConfig([a, b], nginxOptions(dir)).config;
+  const http = {
+    maxBodyBytes: 16 * 1024 * 1024,
+    maxHeaderBytes: 32768,
+    connectSeconds: 3,
+    readSeconds: 1,
+    sendSeconds: 7,
+    upgradeSeconds: 3600,
+    buffering: false,
+  };
+  const { config, rejected } = renderNginxConfig([a, withHttp(http)], nginxOptions(dir));
+  assert.is(rejected.size, 0);
+  const servers = (config.match(/listen 127\.0\.10\.2:/g) ?? []).length;
+  const count = (text: string): number => config.split(text).length - 1;
+  assert.is(count('        client_max_body_size 16777216;\n'), servers);
+  assert.is(count('        large_client_header_buffers 4 32768;\n'), servers);
+  assert.is(count('        proxy_buffering off;\n        proxy_request_buffering off;\n'), servers);
+  // The HTTP timeouts take the place of the load balancer's connect and idle ones on HTTP servers.
+  assert.is(
+    count('        proxy_connect_timeout 3s;\n        proxy_read_timeout 1s;\n        proxy_send_timeout 7s;\n'),
+    servers,
+  );
+  assert.not.match(config, 'proxy_read_timeout 60s;');
+  // The L4 load balancer keeps its own.
+  assert.match(config, 'proxy_connect_timeout 5s;\n        proxy_timeout 30s;');
+  // An Upgrade request goes to a named location with the upgrade timeout, to the same upstream.
+  assert.match(
+    config,
+    `        location /coffee/ {
+            error_page 418 = @ingress_shop_cafe.coffee;
+            if ($http_upgrade) {
+                return 418;
+            }
+            proxy_pass http://ingress_shop_cafe.coffee;
+        }`,
+  );
+  assert.match(
+    config,
+    `        location @ingress_shop_cafe.coffee {
+            proxy_read_timeout 3600s;
+            proxy_send_timeout 3600s;
+            proxy_pass http://ingress_shop_cafe.coffee;
+        }`,
+  );
+  // Everything else is as without the settings (the timeout lines aside, checked above).
+  const normalise = (text: string): string =>
+    withoutHttpSettings(text)
+      .replace(/ {8}proxy_connect_timeout \d+s;\n/g, '')
+      .replace(/proxy_(read|send)_timeout \d+s;\n/g, 'proxy_$1_timeout T;\n');
+  assert.is(normalise(config), normalise(base));
+  // One setting at a time adds its lines and nothing else; buffering on is written out.
+  for (const one of [
+    { maxBodyBytes: 0 },
+    { maxHeaderBytes: 1024 },
+    { buffering: true },
+    { buffering: false },
+    { upgradeSeconds: 1 },
+  ]) {
+    const single = renderNginxConfig([a, withHttp(one)], nginxOptions(dir)).config;
+    assert.is.not(single.replace(/[0-9a-f]{16}\n/g, ''), base.replace(/[0-9a-f]{16}\n/g, ''), JSON.stringify(one));
+    assert.is(withoutHttpSettings(single), withoutHttpSettings(base), JSON.stringify(one));
+  }
+  assert.match(renderNginxConfig([withHttp({ maxBodyBytes: 0 })], nginxOptions(dir)).config, 'client_max_body_size 0;');
+  assert.match(
+    renderNginxConfig([withHttp({ buffering: true })], nginxOptions(dir)).config,
+    'proxy_buffering on;\n        proxy_request_buffering on;\n',
+  );
+  // An empty block renders exactly as none.
+  const empty = renderNginxConfig([a, withHttp({})], nginxOptions(dir)).config;
+  assert.is(empty.replace(/[0-9a-f]{16}\n/g, ''), base.replace(/[0-9a-f]{16}\n/g, ''));
+  if (!missingNginx)
+    assert.is(
+      nginxTest(dir, writeNginx(dir, { ...renderNginxConfig([a, withHttp(http), c], nginxOptions(dir)) }, 'http.conf')),
+      undefined,
+    );
+});
+
+test('HTTP settings are validated: schema, ranges, whole numbers, and the field is named', () => {
+  const cases: [Record<string, unknown>, string][] = [
+    [{ maxBodyBytes: -1 }, 'options.http.maxBodyBytes'],
+    [{ maxBodyBytes: 1.5 }, 'options.http.maxBodyBytes'],
+    [{ maxBodyBytes: 1024 ** 4 + 1 }, 'options.http.maxBodyBytes'],
+    [{ maxBodyBytes: '10m' }, 'options.http.maxBodyBytes'],
+    [{ maxHeaderBytes: 512 }, 'options.http.maxHeaderBytes'],
+    [{ readSeconds: 0 }, 'options.http.readSeconds'],
+    [{ upgradeSeconds: 604801 }, 'options.http.upgradeSeconds'],
+    [{ buffering: 'off' }, 'options.http.buffering'],
+    [{ gzip: true }, 'options.http'],
+  ];
+  for (const [http, field] of cases) {
+    const bad = clone(b) as unknown as { options: { http: unknown } };
+    bad.options.http = http;
+    assert.throws(
+      () => validateDaemonServiceConfig(bad),
+      (err: unknown) => err instanceof InvalidDaemonConfigError && err.field === field,
+      JSON.stringify(http),
+    );
+  }
+});
+
+test('daemonConfigFromSpec carries the HTTP settings (timeouts in whole seconds), and none when there are none', () => {
+  const spec: LoadBalancerSpec = {
+    ref: { id: 'ingress/shop/cafe', kind: 'Ingress', namespace: 'shop', name: 'cafe' },
+    addresses: ['10.9.0.2'],
+    requestedAddresses: [],
+    ipFamilies: ['IPv4'],
+    listeners: [{ name: 'http-80', port: 80, protocol: 'HTTP', upstream: 'web' }],
+    upstreams: [
+      { name: 'web', targets: [{ kind: 'node', address: '10.1.0.1', port: 30080, ready: true, nodeName: 'n1' }] },
+    ],
+    options: { algorithm: 'round-robin', proxyProtocol: false, sourceRanges: [], timeouts: { idleSeconds: 30 } },
+    annotations: {},
+  };
+  const plain = daemonConfigFromSpec(spec, { group: 'default', vrid: 1 });
+  assert.is('http' in plain.options, false);
+  const withSettings = daemonConfigFromSpec(
+    {
+      ...spec,
+      options: {
+        ...spec.options,
+        http: { maxBodyBytes: 0, readTimeoutSeconds: 1.2, upgradeTimeoutSeconds: 3600, buffering: false },
+      },
+    },
+    { group: 'default', vrid: 1 },
+  );
+  assert.equal(withSettings.options.http, { maxBodyBytes: 0, readSeconds: 2, upgradeSeconds: 3600, buffering: false });
+  assert.is.not(withSettings.version, plain.version);
+  assert.is(
+    'http' in
+      daemonConfigFromSpec({ ...spec, options: { ...spec.options, http: {} } }, { group: 'default', vrid: 1 }).options,
+    false,
+  );
+  assert.throws(
+    () =>
+      daemonConfigFromSpec(
+        { ...spec, options: { ...spec.options, http: { maxHeaderBytes: 10 } } },
+        { group: 'default', vrid: 1 },
+      ),
+    (err: unknown) => err instanceof InvalidDaemonConfigError && err.field === 'options.http.maxHeaderBytes',
+  );
+});
+
 withNginx(
   'TLS passthrough renders ssl_preread and an SNI map (exact, one-label wildcard, catch-all); nginx -t passes',
   () => {

@@ -88,6 +88,21 @@ const config = fc
     ),
     connectSeconds: fc.option(fc.integer({ min: 1, max: 600 }), { nil: undefined }),
     idleSeconds: fc.option(fc.integer({ min: 1, max: 600 }), { nil: undefined }),
+    http: fc.option(
+      fc.record(
+        {
+          maxBodyBytes: fc.integer({ min: 0, max: 2 ** 34 }),
+          maxHeaderBytes: fc.integer({ min: 1024, max: 1048576 }),
+          connectSeconds: fc.integer({ min: 1, max: 600 }),
+          readSeconds: fc.integer({ min: 1, max: 600 }),
+          sendSeconds: fc.integer({ min: 1, max: 600 }),
+          upgradeSeconds: fc.integer({ min: 1, max: 86400 }),
+          buffering: fc.boolean(),
+        },
+        { requiredKeys: [] },
+      ),
+      { nil: undefined },
+    ),
   })
   .map((c): DaemonServiceConfig => {
     const upstreamOf = (i: number): string => (c.upstreams[i % c.upstreams.length] as { name: string }).name;
@@ -132,6 +147,7 @@ const config = fc
           ...(c.connectSeconds === undefined ? {} : { connectSeconds: c.connectSeconds }),
           ...(c.idleSeconds === undefined ? {} : { idleSeconds: c.idleSeconds }),
         },
+        ...(c.http === undefined ? {} : { http: c.http }),
         vrrp: { group: 'default', vrid: 51 },
       },
     } as Omit<DaemonServiceConfig, 'version'>);
