@@ -1,6 +1,7 @@
 // A corpus of hostile values (directive injection, quoting, control characters, unicode, sizes,
 // out-of-range numbers, wrong types) placed in every field of a load balancer's daemon config
-// (L4, L7 and TLS passthrough, with SNI hosts of every shape nginx's map could misread).
+// (L4, L7 with and without HTTP settings, and TLS passthrough, with SNI hosts of every shape
+// nginx's map could misread).
 // Each must be rejected with a clear, typed error naming the field; the other load balancers'
 // nginx.conf, TLS files and keepalived.conf must be byte-for-byte what they are without it; and
 // real `nginx -t` / `keepalived -t` must accept the result.
@@ -30,6 +31,7 @@ import {
   nginxOptions,
   nginxTest,
   tlsService,
+  versioned,
   writeNginx,
 } from './renderer-fixtures.js';
 
@@ -63,6 +65,20 @@ const l7 = l7Service('service/default/bravo', '127.0.20.2', P, { coffee: [9101],
 const l4 = l4Service('service/default/bravo', '127.0.20.2', P, { tcp: [9003], udp: [9004] });
 const tls = tlsService('service/default/bravo', '127.0.20.2', P.tls, { a: [9303], b: [9304], c: [9305] });
 const last = l4Service('service/zulu/zeta', '::1', P6, { tcp: [9201], udp: [9202] });
+// The L7 load balancer with every HTTP setting, so that each can be replaced.
+const l7Http = (() => {
+  const copy = clone(l7);
+  copy.options.http = {
+    maxBodyBytes: 16777216,
+    maxHeaderBytes: 16384,
+    connectSeconds: 3,
+    readSeconds: 30,
+    sendSeconds: 30,
+    upgradeSeconds: 3600,
+    buffering: false,
+  };
+  return versioned(copy);
+})();
 
 const strings: unknown[] = [
   'x;',
@@ -219,6 +235,18 @@ const l4Fields: Path[] = [
   ['options', 'timeouts', 'idleSeconds'],
 ];
 
+const httpFields: Path[] = [
+  ['options', 'http', 'maxBodyBytes'],
+  ['options', 'http', 'maxHeaderBytes'],
+  ['options', 'http', 'connectSeconds'],
+  ['options', 'http', 'readSeconds'],
+  ['options', 'http', 'sendSeconds'],
+  ['options', 'http', 'upgradeSeconds'],
+  ['options', 'http', 'buffering'],
+  ['options', 'http', 'gzip'],
+  ['options', 'http'],
+];
+
 const tlsFields: Path[] = [
   ['listeners', 0, 'name'],
   ['listeners', 0, 'port'],
@@ -247,8 +275,13 @@ function fieldName(path: Path): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
-const isHarmless = (value: unknown): boolean =>
-  typeof value === 'boolean' || (typeof value === 'string' && /^(\*\.)?[a-z0-9][a-z0-9.-]*$/.test(value));
+const isHarmless = (value: unknown, path: Path = []): boolean =>
+  typeof value === 'boolean' ||
+  (typeof value === 'string' && /^(\*\.)?[a-z0-9][a-z0-9.-]*$/.test(value)) ||
+  // Any whole number of bytes is a body size (up to 1 TiB).
+  (path[path.length - 1] === 'maxBodyBytes' && Number.isSafeInteger(value) && (value as number) >= 0) ||
+  // An HTTP block of one unknown key stays an object of settings: only `{}` may pass (as none).
+  (path[path.length - 1] === 'http' && typeof value === 'object' && value !== null && Object.keys(value).length === 0);
 
 const hash = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -268,6 +301,7 @@ test('every hostile value in every field is rejected, and nothing else changes',
     [l7, l7Fields, corpus],
     [l4, l4Fields, corpus],
     [tls, tlsFields, [...corpus, ...sniStrings]],
+    [l7Http, httpFields, corpus],
   ] as const) {
     for (const path of fields) {
       for (const value of values) {
@@ -278,7 +312,7 @@ test('every hostile value in every field is rejected, and nothing else changes',
         if (result.rejected.size !== 1) {
           // A few corpus values are legitimate in a few fields (`false` for a boolean, `80` as a
           // name, a 64-character version): they must render whole, and pass nginx -t below.
-          assert.ok(isHarmless(value), `${label}: not rejected`);
+          assert.ok(isHarmless(value, path), `${label}: not rejected`);
           assert.is(result.rejected.size, 0, label);
           accepted.set(hash(result.config), result);
           continue;
@@ -292,7 +326,7 @@ test('every hostile value in every field is rejected, and nothing else changes',
         assert.is((err as InvalidDaemonConfigError).code !== undefined, true);
         // A harmless value can be rejected for a consequence (a renamed upstream breaks its
         // references); a hostile one must be caught at its own field.
-        if (err instanceof InvalidDaemonConfigError && !isHarmless(value)) {
+        if (err instanceof InvalidDaemonConfigError && !isHarmless(value, path)) {
           const want = fieldName(path);
           assert.ok(
             want.startsWith(err.field) && err.field !== '' ? true : err.field.startsWith(want),
@@ -339,6 +373,10 @@ test('the good version of the hostile service renders and passes nginx -t (the c
   if (!missingNginx) assert.is(nginxTest(dir, writeNginx(dir, result, 'good.conf')), undefined);
   const l4Result = renderNginxConfig([first, l4, last], nginxOptions(dir));
   assert.is(l4Result.rejected.size, 0);
+  const httpResult = renderNginxConfig([first, l7Http, last], nginxOptions(dir));
+  assert.is(httpResult.rejected.size, 0);
+  assert.match(httpResult.config, 'client_max_body_size 16777216;');
+  if (!missingNginx) assert.is(nginxTest(dir, writeNginx(dir, httpResult, 'good-http.conf')), undefined);
   const tlsResult = renderNginxConfig([first, tls, last, passthrough], nginxOptions(dir));
   assert.is(tlsResult.rejected.size, 0);
   if (!missingNginx) assert.is(nginxTest(dir, writeNginx(dir, tlsResult, 'good-tls.conf')), undefined);
