@@ -176,6 +176,22 @@ it('serves a published config through its VIP and reports it applied', async () 
   assert.is(r.node, 'node-1');
 });
 
+it("a request body nginx keeps in a temporary file (past 16 KiB) is proxied: nginx's workers can reach the state directory's temporary files", async () => {
+  // The state directory was made 0700 by mkdtemp, as the daemon makes a new one: workers run as nobody.
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = http.request(
+      { host: vip(1), port: 8080, path: '/', method: 'POST', agent: false, headers: { 'content-length': 65536 } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.end(Buffer.alloc(65536, 'x'));
+  });
+  assert.is(status, 200);
+});
+
 it('adds, changes and removes services while traffic to another flows without a failed request', async () => {
   const traffic = keepAsking(vip(1), 'one');
   await publish(service('two', vip(2), 'two'));

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KlbError, type Logger, silentLogger } from '@klb/core';
 import {
@@ -205,6 +205,12 @@ export class ConfigApplier {
     for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) {
       await mkdir(join(this.#nginxDir, 'run', sub), { recursive: true, mode: 0o700 });
     }
+    // nginx's workers run as another user (`nobody` when nginx starts as root) and write request
+    // bodies and large responses to those temporary directories; nginx gives them to that user,
+    // but every directory above must let it pass (search only: nothing can be listed).
+    const state = await stat(this.#options.stateDir);
+    await chmod(this.#options.stateDir, (state.mode & 0o7777) | 0o111);
+    for (const dir of [this.#nginxDir, join(this.#nginxDir, 'run')]) await chmod(dir, 0o711);
     await mkdir(this.#keepalivedDir, { recursive: true, mode: 0o700 });
     await mkdir(this.#tlsRoot, { recursive: true, mode: 0o700 });
   }
