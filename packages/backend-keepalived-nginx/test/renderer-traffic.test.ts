@@ -1,11 +1,12 @@
 // Real traffic through a real nginx running the rendered config: TCP, UDP, HTTP (host + path),
 // HTTPS (a self-signed certificate as from a Secret), redirects, TLS passthrough by SNI, source
-// ranges and the PROXY protocol, to real backend servers on 127.0.0.1; then services are added, changed and removed
-// (with reloads) while traffic flows, and a hostile service is rejected without taking the others
-// down.
+// ranges and the PROXY protocol, HTTP settings (body and header size, timeouts, buffering, upgraded
+// connections), to real backend servers on 127.0.0.1; then services are added, changed and
+// removed (with reloads) while traffic flows, and a hostile service is rejected without taking the
+// others down.
 import { X509Certificate } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -35,6 +36,8 @@ const missing = requireComponents('nginx');
 const it = missing ? test.skip : test;
 
 const dir = await mkdtemp(join(tmpdir(), 'klb-traffic-'));
+// nginx's workers (nobody, when the test runs as root) must reach their temporary files in `run/`.
+chmodSync(dir, 0o711);
 const group = new ProcessGroup(dir);
 const closers: (() => Promise<void>)[] = [];
 /** Ends the request loop of the traffic test; also run by after() when that test failed mid-way. */
@@ -578,6 +581,398 @@ it('TLS passthrough denies clients outside the source ranges and sends the PROXY
     ),
   );
   assert.is(await tlsAsk(denied.addresses[0] as string, port, 'a.example.com'), 'closed');
+  await apply([l4, l7]);
+});
+
+/** What the HTTP settings application has seen, for the tests to read. */
+interface SettingsApp {
+  readonly port: number;
+  /** Ends the `/stream` response now (it otherwise ends 2 s after its first chunk). */
+  release(): void;
+  /** Whether the last `/stream` response has ended. */
+  streamEnded: boolean;
+  /** Whether the last `/upload` request has reached the application (its headers). */
+  uploadSeen: boolean;
+  /** Bytes of the last `/big` response written so far, and whether it has all been written. */
+  big: { written: number; done: boolean };
+}
+
+/** Size of the `/big` response: more than every socket buffer between nginx and both ends. */
+const BIG = 48 * 1024 * 1024;
+
+/**
+ * An application for the HTTP settings: `POST /upload` answers the number of body bytes it read;
+ * `GET /slow` answers after 3 s; `GET /stream` sends its first chunk at once and the rest on
+ * `release()` (or after 2 s); `GET /big` writes {@link BIG} bytes as fast as it may; an Upgrade
+ * echoes every byte.
+ */
+async function settingsBackend(): Promise<SettingsApp> {
+  const port = await freePort();
+  let release = (): void => {};
+  const app: SettingsApp = {
+    port,
+    release: () => release(),
+    streamEnded: false,
+    uploadSeen: false,
+    big: { written: 0, done: false },
+  };
+  const server = http.createServer((req, res) => {
+    if (req.url === '/upload') {
+      app.uploadSeen = true;
+      let bytes = 0;
+      req.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+      });
+      req.on('end', () => res.end(JSON.stringify({ bytes })));
+      return;
+    }
+    if (req.url === '/slow') {
+      const timer = setTimeout(() => res.end('slow'), 3000);
+      res.on('close', () => clearTimeout(timer));
+      return;
+    }
+    if (req.url === '/stream') {
+      app.streamEnded = false;
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first\n');
+      const done = (): void => {
+        clearTimeout(timer);
+        release = () => {};
+        if (res.writableEnded) return;
+        res.end('rest\n', () => {
+          app.streamEnded = true;
+        });
+      };
+      const timer = setTimeout(done, 2000);
+      release = done;
+      return;
+    }
+    if (req.url === '/big') {
+      const big = { written: 0, done: false };
+      app.big = big;
+      const chunk = Buffer.alloc(1024 * 1024, 'b');
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG });
+      const pump = (): void => {
+        while (big.written < BIG) {
+          big.written += chunk.length;
+          if (!res.write(chunk)) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end(() => {
+          big.done = true;
+        });
+      };
+      pump();
+      return;
+    }
+    res.end('ok');
+  });
+  const upgraded = new Set<import('node:stream').Duplex>();
+  server.on('upgrade', (_req, socket) => {
+    upgraded.add(socket);
+    socket.on('close', () => upgraded.delete(socket));
+    socket.on('error', () => {});
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    socket.on('data', (chunk: Buffer) => socket.write(`echo:${chunk.toString()}`));
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  closers.push(async () => {
+    server.closeAllConnections();
+    for (const socket of upgraded) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return app;
+}
+
+/** One HTTP listener on `port` of `address` proxying to `target`, with HTTP settings when given. */
+function settingsService(
+  id: string,
+  address: string,
+  port: number,
+  target: number,
+  settings?: NonNullable<DaemonServiceConfig['options']['http']>,
+): DaemonServiceConfig {
+  return versioned({
+    apiVersion: 'klb.io/v1alpha1',
+    kind: 'DaemonServiceConfig',
+    id,
+    addresses: [address],
+    listeners: [{ name: 'web', port, protocol: 'HTTP', upstream: 'app' }],
+    upstreams: [
+      {
+        name: 'app',
+        targets: [{ address: '127.0.0.1', port: target, ready: true }],
+        maxFails: 1,
+        failTimeoutSeconds: 5,
+      },
+    ],
+    options: {
+      algorithm: 'round-robin',
+      sessionAffinity: false,
+      proxyProtocol: false,
+      sourceRanges: [],
+      timeouts: {},
+      ...(settings ? { http: settings } : {}),
+      vrrp: { group: 'default', vrid: 51 },
+    },
+  });
+}
+
+/**
+ * POSTs `bytes` bytes and answers the status, and the body of a 200. nginx answers 413 as soon
+ * as it has read the headers and closes: a write error after the answer is expected.
+ */
+function upload(address: string, port: number, bytes: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: address,
+        port,
+        method: 'POST',
+        path: '/upload',
+        agent: false,
+        timeout: 20_000,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': bytes },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
+    });
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < bytes) {
+        const n = Math.min(chunk.length, bytes - sent);
+        sent += n;
+        if (!req.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+let settingsApp: Awaited<ReturnType<typeof settingsBackend>>;
+let settingsPort: number;
+const settingsVips: Record<string, string> = {};
+
+it('HTTP settings: request body size (413 by default past 1 MiB, more when set) and header size', async () => {
+  settingsApp = await settingsBackend();
+  settingsPort = await freePort();
+  for (const name of ['plain', 'large', 'slow', 'stream', 'upgrade']) settingsVips[name] = vip();
+  const svc = (name: string, settings?: NonNullable<DaemonServiceConfig['options']['http']>) =>
+    settingsService(`ingress/settings/${name}`, settingsVips[name] as string, settingsPort, settingsApp.port, settings);
+  await apply([
+    l4,
+    l7,
+    svc('plain'),
+    svc('large', { maxBodyBytes: 16 * 1024 * 1024, maxHeaderBytes: 16 * 1024 }),
+    svc('slow', { readSeconds: 1 }),
+    svc('stream', { buffering: false }),
+    svc('upgrade', { readSeconds: 1, sendSeconds: 1, upgradeSeconds: 30 }),
+  ]);
+  const plain = settingsVips.plain as string;
+  const large = settingsVips.large as string;
+  await eventually(
+    'served',
+    () => get(`http://${large}:${settingsPort}/`),
+    (r) => r.status === 200,
+  );
+  // nginx's default limit is 1 MiB: 2 MiB is refused, and so is 10 MiB.
+  assert.is((await upload(plain, settingsPort, 2 * 1024 * 1024)).status, 413);
+  assert.equal(await upload(plain, settingsPort, 512 * 1024), { status: 200, body: JSON.stringify({ bytes: 524288 }) });
+  // klb.io/proxy-body-size: 16m lets 10 MiB through to the application, whole.
+  assert.equal(await upload(large, settingsPort, 10 * 1024 * 1024), {
+    status: 200,
+    body: JSON.stringify({ bytes: 10 * 1024 * 1024 }),
+  });
+  assert.is((await upload(large, settingsPort, 17 * 1024 * 1024)).status, 413);
+  // A 12 KiB header field is past nginx's 8 KiB default, within klb.io/client-max-header-size: 16k.
+  const cookie = { cookie: `c=${'x'.repeat(12 * 1024)}` };
+  const withHeader = (address: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.request(
+        { host: address, port: settingsPort, path: '/', agent: false, headers: cookie },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  assert.is(await withHeader(plain), 400);
+  assert.is(await withHeader(large), 200);
+});
+
+it('HTTP settings: a read timeout of 1 s answers 504 for a backend that takes 3 s, which is served without it', async () => {
+  const slow = await get(`http://${settingsVips.slow}:${settingsPort}/slow`);
+  assert.is(slow.status, 504);
+  const served = await get(`http://${settingsVips.plain}:${settingsPort}/slow`);
+  assert.equal([served.status, served.body], [200, 'slow']);
+});
+
+/** GETs /stream; answers whether the backend had ended its response when the first byte arrived. */
+function firstChunk(address: string): Promise<{ endedFirst: boolean; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: address, port: settingsPort, path: '/stream', agent: false }, (res) => {
+      let body = '';
+      let endedFirst: boolean | undefined;
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        if (endedFirst === undefined) {
+          endedFirst = settingsApp.streamEnded;
+          settingsApp.release();
+        }
+        body += c;
+      });
+      res.on('end', () => resolve({ endedFirst: endedFirst ?? true, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+/**
+ * POSTs a chunked body in two parts, the second once the application has the request (or after
+ * 1.5 s); answers whether it had the request before the body was complete, and what it read.
+ */
+function twoPartUpload(address: string): Promise<{ seenFirst: boolean; body: string }> {
+  settingsApp.uploadSeen = false;
+  return new Promise((resolve, reject) => {
+    let seenFirst = false;
+    const req = http.request(
+      { host: address, port: settingsPort, method: 'POST', path: '/upload', agent: false },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ seenFirst, body }));
+      },
+    );
+    req.on('error', reject);
+    req.write('a'.repeat(1000));
+    const started = Date.now();
+    const poll = setInterval(() => {
+      if (!settingsApp.uploadSeen && Date.now() - started < 1500) return;
+      clearInterval(poll);
+      seenFirst = settingsApp.uploadSeen;
+      req.end('b'.repeat(1000));
+    }, 20);
+  });
+}
+
+/**
+ * GETs /big and reads nothing until the application has written all of it, or has written nothing
+ * more for two seconds; then reads it all. Answers whether the application finished while the
+ * client read nothing, and the bytes the client got.
+ */
+function slowClient(address: string): Promise<{ doneUnread: boolean; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: address, port: settingsPort, path: '/big', agent: false }, (res) => {
+      res.pause();
+      let last = -1;
+      let still = 0;
+      const poll = setInterval(() => {
+        const { written, done } = settingsApp.big;
+        still = written === last ? still + 1 : 0;
+        last = written;
+        if (!done && still < 20) return;
+        clearInterval(poll);
+        let bytes = 0;
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+        });
+        res.on('end', () => resolve({ doneUnread: done, bytes }));
+        res.resume();
+      }, 100);
+    });
+    req.on('error', reject);
+  });
+}
+
+it('HTTP settings: buffering off streams both ways; nginx buffers requests and reads ahead of slow clients otherwise', async () => {
+  const stream = settingsVips.stream as string;
+  const plain = settingsVips.plain as string;
+  // A chunked response's first chunk reaches the client before the backend has finished it.
+  assert.equal(await firstChunk(stream), { endedFirst: false, body: 'first\nrest\n' });
+  // The request reaches the backend while the client is still sending its body.
+  assert.equal(await twoPartUpload(stream), { seenFirst: true, body: JSON.stringify({ bytes: 2000 }) });
+  // A client that reads nothing holds the backend back: it cannot write the whole response.
+  assert.equal(await slowClient(stream), { doneUnread: false, bytes: BIG });
+  // With nginx's buffering, the backend gets the request only once nginx has the whole body,
+  assert.equal(await twoPartUpload(plain), { seenFirst: false, body: JSON.stringify({ bytes: 2000 }) });
+  // and writes its whole response while the client reads nothing (nginx keeps it in a temporary file).
+  assert.equal(await slowClient(plain), { doneUnread: true, bytes: BIG });
+});
+
+/** Opens an upgraded connection to the settings backend through `address`. */
+function upgrade(address: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: address,
+      port: settingsPort,
+      path: '/socket',
+      agent: false,
+      headers: { connection: 'Upgrade', upgrade: 'websocket' },
+    });
+    req.on('upgrade', (_res, socket) => resolve(socket));
+    req.on('response', (res) => reject(new Error(`no upgrade: HTTP ${res.statusCode}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Waits `ms` with the connection idle, then sends `ping`: the echo, or `closed` when nginx ended it. */
+function afterIdle(socket: net.Socket, ms: number): Promise<string> {
+  return new Promise((resolve) => {
+    socket.on('error', () => {});
+    socket.once('close', () => resolve('closed'));
+    setTimeout(() => {
+      if (socket.destroyed) return;
+      socket.once('data', (chunk: Buffer) => resolve(chunk.toString()));
+      socket.write('ping');
+    }, ms);
+  });
+}
+
+it('HTTP settings: an upgraded connection has the upgrade timeout, not the 1 s read and send timeouts', async () => {
+  const kept = await upgrade(settingsVips.upgrade as string);
+  assert.is(await afterIdle(kept, 2500), 'echo:ping');
+  kept.destroy();
+  // Without an upgrade timeout, the upgraded connection has the read timeout of plain requests.
+  await apply([
+    l4,
+    l7,
+    settingsService('ingress/settings/upgrade', settingsVips.upgrade as string, settingsPort, settingsApp.port, {
+      readSeconds: 1,
+      sendSeconds: 1,
+    }),
+  ]);
+  const cut = await eventually(
+    'the new config',
+    async () => {
+      const socket = await upgrade(settingsVips.upgrade as string);
+      return afterIdle(socket, 2500);
+    },
+    (answer) => answer === 'closed',
+    10,
+  );
+  assert.is(cut, 'closed');
   await apply([l4, l7]);
 });
 
