@@ -4,6 +4,7 @@ import {
   type BackendCapabilities,
   type BackendContext,
   type ConfigMapObject,
+  describeHttpSettings,
   Informer,
   isConflict,
   isNotFound,
@@ -200,19 +201,26 @@ export class KeepalivedNginxBackend implements LoadBalancerBackend {
       else await this.#publishSecret(config, ctx);
       this.#remember(config);
       const summary = await this.#summary(config);
-      // nginx's affinity (`hash $remote_addr consistent`) has no timeout: say so where users look.
+      // What nginx does not apply is said where users look: the affinity (`hash $remote_addr
+      // consistent`) has no timeout, and HTTP settings need an HTTP listener.
+      const notes: string[] = [];
       const affinity = spec.options.sessionAffinity;
+      if (affinity) {
+        notes.push(
+          `session affinity by client address has no timeout in nginx (timeoutSeconds ${affinity.timeoutSeconds} not applied)`,
+        );
+      }
+      const http = describeHttpSettings(spec.options.http);
+      if (http !== undefined && !config.listeners.some((l) => l.protocol === 'HTTP' || l.protocol === 'HTTPS')) {
+        notes.push(`no HTTP listener: ${http} not applied`);
+      }
       const status: LoadBalancerStatus = {
         // nginx proxies every connection, and the VIP sits on a node: with ipMode VIP, kube-proxy
         // there would send the VIP's traffic to the pods itself, past nginx (seen in a real cluster).
         ingress: addressIngress(config.addresses, config.listeners, 'Proxy'),
         ...summary,
-        ...(affinity && summary.message !== undefined
-          ? {
-              message: clip(
-                `${summary.message}; session affinity by client address has no timeout in nginx (timeoutSeconds ${affinity.timeoutSeconds} not applied)`,
-              ),
-            }
+        ...(notes.length > 0 && summary.message !== undefined
+          ? { message: clip([summary.message, ...notes].join('; ')) }
           : {}),
       };
       ctx.log.debug({ id: config.id, version: config.version, vrid: entry.vrid, group }, 'daemon config published');

@@ -180,6 +180,28 @@ it('publishes one labelled Secret per load balancer, TLS key inside, readable by
   assert.not.ok(items.some((cm) => JSON.stringify(cm.data ?? {}).includes('PRIVATE KEY')));
 });
 
+it('HTTP settings are published with the config; without an HTTP listener the status says they are not applied', async () => {
+  const ns = await namespace();
+  const b = backend(ns);
+  const http = { maxBodyBytes: 16 * 1024 * 1024, readTimeoutSeconds: 5 };
+  const withHttps = spec('192.0.2.12', { https: true, name: 'settings' });
+  const status = await b.ensure({ ...withHttps, options: { ...withHttps.options, http } }, ctx());
+  assert.not.match(String(status.message), 'not applied: ');
+  const [secret] = await secrets(ns);
+  assert.ok(secret);
+  assert.equal(readDaemonConfigObject(secret).configs[0]?.options.http, {
+    maxBodyBytes: 16 * 1024 * 1024,
+    readSeconds: 5,
+  });
+  // A load balancer of TCP listeners only (a Gateway may have one): nginx's stream servers have no such settings.
+  const tcp = spec('192.0.2.13', { name: 'settings-tcp' });
+  const tcpStatus = await b.ensure({ ...tcp, options: { ...tcp.options, http } }, ctx());
+  assert.match(
+    String(tcpStatus.message),
+    /; session affinity by client address has no timeout in nginx \(timeoutSeconds 300 not applied\); no HTTP listener: request body size, read timeout not applied$/,
+  );
+});
+
 it('ensure is idempotent (no writes), an update replaces, remove deletes and is idempotent', async () => {
   const ns = await namespace();
   const b = backend(ns);
