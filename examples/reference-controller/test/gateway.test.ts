@@ -47,6 +47,25 @@ let client: KubeClient;
 let daemon: Daemon | undefined;
 let controller: ChildProcess | undefined;
 let controllerOutput = '';
+let controllerArgs: string[] = [];
+
+/** Starts the reference controller process (again, after a kill). */
+function startController(): void {
+  controller = spawn(process.execPath, controllerArgs, {
+    env: { ...process.env, POD_NAMESPACE: 'klb-system' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  controller.stdout?.on('data', (d) => (controllerOutput += d));
+  controller.stderr?.on('data', (d) => (controllerOutput += d));
+}
+
+/** Kills the reference controller at once (SIGKILL: no clean-up), and waits until it is gone. */
+async function killController(): Promise<void> {
+  if (!controller || controller.exitCode !== null || controller.signalCode !== null) return;
+  const exited = new Promise((resolve) => controller?.once('exit', resolve));
+  controller.kill('SIGKILL');
+  await exited;
+}
 let dir = '';
 const closers: Array<() => Promise<void>> = [];
 const ports = { http: 0, https: 0, tls: 0, tcp: 0, udp: 0 };
@@ -233,25 +252,20 @@ if (!missing) {
     minReloadIntervalMs: 100,
     reportIntervalMs: 60_000,
   });
-  controller = spawn(
-    process.execPath,
-    [
-      '--conditions=klb-source',
-      '--import',
-      'tsx',
-      join(root, 'examples/reference-controller/src/main.ts'),
-      '--backend=keepalived-nginx',
-      `--kubeconfig=${plane.writeKubeConfig()}`,
-      `--pools-file=${pools}`,
-      '--disable-leader-election',
-      '--resync-seconds=3600',
-      `--port=${await freePort()}`,
-      '--host=127.0.0.1',
-    ],
-    { env: { ...process.env, POD_NAMESPACE: 'klb-system' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  controller.stdout?.on('data', (d) => (controllerOutput += d));
-  controller.stderr?.on('data', (d) => (controllerOutput += d));
+  controllerArgs = [
+    '--conditions=klb-source',
+    '--import',
+    'tsx',
+    join(root, 'examples/reference-controller/src/main.ts'),
+    '--backend=keepalived-nginx',
+    `--kubeconfig=${plane.writeKubeConfig()}`,
+    `--pools-file=${pools}`,
+    '--disable-leader-election',
+    '--resync-seconds=3600',
+    `--port=${await freePort()}`,
+    '--host=127.0.0.1',
+  ];
+  startController();
   test.after(async () => {
     if (controller && controller.exitCode === null) {
       const exited = new Promise((resolve) => controller?.once('exit', resolve));
@@ -450,6 +464,91 @@ it('one Gateway, five kinds of listener, Routes from two namespaces: every clien
   await soon('the Routes carry no entry of the Gateway', async () => {
     const r = await client.get<RouteObject>(`${GW}/namespaces/${TEA}/httproutes/tea`);
     return (r.status?.parents ?? []).length === 0 ? true : undefined;
+  });
+});
+
+it('Gateways and Routes created and deleted while the controller is killed and restarted: nothing is left behind', async () => {
+  const ns = CAFE;
+  const app = await serviceNodePort(ns, 'chaos-app', 80);
+  await httpApp(app, 'chaos');
+  const make = async (i: number) => {
+    await client.create(`${GW}/namespaces/${ns}/gateways`, {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: `chaos-${i}` },
+      spec: { gatewayClassName: 'klb', listeners: [{ name: 'http', port: ports.http, protocol: 'HTTP' }] },
+    } as KubeObject);
+    await client.create(`${GW}/namespaces/${ns}/httproutes`, {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: `chaos-${i}` },
+      spec: { parentRefs: [{ name: `chaos-${i}` }], rules: [{ backendRefs: [{ name: 'chaos-app', port: 80 }] }] },
+    } as KubeObject);
+  };
+  const remove = async (i: number) => {
+    await client.delete(`${GW}/namespaces/${ns}/gateways/chaos-${i}`);
+    if (i % 2 === 0) await client.delete(`${GW}/namespaces/${ns}/httproutes/chaos-${i}`);
+  };
+  for (let i = 0; i < 6; i++) await make(i);
+  await new Promise((r) => setTimeout(r, 1500));
+  await killController();
+  // While no controller runs: some deleted, some created, a Route moved to another Gateway.
+  for (const i of [0, 1, 2]) await remove(i);
+  for (let i = 6; i < 9; i++) await make(i);
+  await client.patch(`${GW}/namespaces/${ns}/httproutes/chaos-3`, { spec: { parentRefs: [{ name: 'chaos-4' }] } });
+  startController();
+  await new Promise((r) => setTimeout(r, 2000));
+  await killController();
+  for (const i of [5, 7]) await remove(i);
+  startController();
+
+  const live = ['chaos-3', 'chaos-4', 'chaos-6', 'chaos-8'];
+  await soon('every deleted Gateway is gone and every live one Programmed', async () => {
+    const gws = await client.list<GatewayObject>(`${GW}/namespaces/${ns}/gateways`);
+    const chaos = gws.items.filter((g) => g.metadata?.name?.startsWith('chaos-'));
+    const names = chaos.map((g) => g.metadata?.name).sort();
+    const programmed = chaos.every((g) => cond(g.status?.conditions as Condition[], 'Programmed')?.status === 'True');
+    return JSON.stringify(names) === JSON.stringify(live) && programmed ? true : undefined;
+  });
+  // The backend's objects, the address claims and the Route entries are exactly the live Gateways'.
+  await soon('daemon configs and claims of live Gateways only', async () => {
+    const configs = await client.list<KubeObject>('/api/v1/namespaces/klb-system/secrets', {
+      labelSelector: 'klb.io/daemon-config=true',
+    });
+    const ids = configs.items
+      .map((c) => c.metadata?.annotations?.['klb.io/load-balancer-id'] ?? '')
+      .filter((id) => id.startsWith(`gateway/${ns}/chaos-`))
+      .sort();
+    const claims = await client.list<KubeObject & { spec?: { holders?: { kind: string; name: string }[] } }>(
+      '/apis/ipam.klb.io/v1alpha1/namespaces/klb-system/addressclaims',
+    );
+    const holders = claims.items
+      .flatMap((c) => c.spec?.holders ?? [])
+      .filter((h) => h.kind === 'Gateway' && h.name.startsWith('chaos-'))
+      .map((h) => h.name)
+      .sort();
+    return JSON.stringify(ids) === JSON.stringify(live.map((n) => `gateway/${ns}/${n}`)) &&
+      JSON.stringify(holders) === JSON.stringify(live)
+      ? true
+      : undefined;
+  });
+  await soon('Route entries name live Gateways only', async () => {
+    const routes = await client.list<RouteObject>(`${GW}/namespaces/${ns}/httproutes`);
+    const entries = routes.items
+      .filter((r) => r.metadata?.name?.startsWith('chaos-'))
+      .map((r) => `${r.metadata?.name}>${(r.status?.parents ?? []).map((p) => p.parentRef.name).join(',')}`)
+      .sort();
+    // chaos-3 moved to chaos-4; chaos-1, chaos-5 and chaos-7 outlived their Gateways (no entry).
+    const expected = [
+      'chaos-1>',
+      'chaos-3>chaos-4',
+      'chaos-4>chaos-4',
+      'chaos-5>',
+      'chaos-6>chaos-6',
+      'chaos-7>',
+      'chaos-8>chaos-8',
+    ];
+    return JSON.stringify(entries) === JSON.stringify(expected) ? true : undefined;
   });
 });
 
