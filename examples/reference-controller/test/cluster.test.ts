@@ -229,6 +229,77 @@ it('the original ConfigMap interface (coffee example) gets bind-ip and SUCCESS, 
   assert.match(await firstAnswer(client as NetnsClient, `http://${await serviceVip(C(), 'coffee-lb')}/`), /^coffee-/);
 });
 
+it('a Gateway of the shipped GatewayClass: an HTTPRoute by host and a TCPRoute reach the echo pods through its address', async () => {
+  await C().kubectl(['apply', '-f', '-'], { input: echoApp('gw-echo', 1) });
+  const manifest = {
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'web', namespace: 'default' },
+        spec: {
+          gatewayClassName: 'klb-keepalived-nginx',
+          listeners: [
+            { name: 'http', port: 8080, protocol: 'HTTP' },
+            { name: 'tcp', port: 9000, protocol: 'TCP' },
+          ],
+        },
+      },
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name: 'echo', namespace: 'default' },
+        spec: {
+          parentRefs: [{ name: 'web', sectionName: 'http' }],
+          hostnames: ['echo.example.com'],
+          rules: [{ backendRefs: [{ name: 'gw-echo', port: 80 }] }],
+        },
+      },
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'TCPRoute',
+        metadata: { name: 'echo', namespace: 'default' },
+        spec: {
+          parentRefs: [{ name: 'web', sectionName: 'tcp' }],
+          rules: [{ backendRefs: [{ name: 'gw-echo', port: 80 }] }],
+        },
+      },
+    ],
+  };
+  await C().kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) });
+  const gateway = await eventually(
+    'the Gateway is Programmed with an address',
+    async () => {
+      const out = await kubectl('get', 'gateway', 'web', '-n', 'default', '-o', 'json');
+      const g = JSON.parse(out.stdout) as {
+        status?: { addresses?: { value: string }[]; conditions?: { type: string; status: string }[] };
+      };
+      const programmed = g.status?.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True');
+      return programmed && g.status?.addresses?.[0] ? g : undefined;
+    },
+    120_000,
+  );
+  const address = gateway.status?.addresses?.[0]?.value as string;
+  assert.ok(address.startsWith('10.213.0.'), address);
+  const gc = JSON.parse((await kubectl('get', 'gatewayclass', 'klb-keepalived-nginx', '-o', 'json')).stdout) as {
+    status?: { conditions?: { type: string; status: string }[] };
+  };
+  assert.ok(
+    gc.status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True'),
+    'the class is Accepted',
+  );
+  assert.match(
+    await firstAnswer(client as NetnsClient, `http://${address}:8080/`, 120_000, 'echo.example.com'),
+    /^gw-echo-/,
+  );
+  const other = await (client as NetnsClient).http(`http://${address}:8080/`, { host: 'other.example.com' });
+  assert.is.not(other.status, 200, 'a host no Route names is not served');
+  assert.match(await firstAnswer(client as NetnsClient, `http://${address}:9000/`), /^gw-echo-/);
+  await C().kubectl(['delete', '-f', '-'], { input: JSON.stringify(manifest) });
+});
+
 it('deleting the leader controller pod: the other replica takes the Lease and serves the next change', async () => {
   const leases = C().kubeConfig.makeApiClient(CoordinationV1Api);
   const holder = async () =>
