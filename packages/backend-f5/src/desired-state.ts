@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type LoadBalancerRef, type LoadBalancerSpec, TerminalError } from '@klb/core';
+import { describeHttpSettings, type LoadBalancerRef, type LoadBalancerSpec, TerminalError } from '@klb/core';
 import ipaddr from 'ipaddr.js';
 import { addressPort, canonicalAddress, destination, fullPath, isValidF5Name } from './f5-path.js';
 import type { MemberState, MonitorState, PersistenceState, PoolState, VirtualState } from './ltm-state.js';
@@ -73,6 +73,15 @@ const maxAffinitySeconds = 604_800;
 /** The name of a load balancer's source-address persistence profile: `<base>_source_addr`. */
 export function persistenceName(ref: LoadBalancerRef): string {
   return `${baseName(ref)}_source_addr`;
+}
+
+/**
+ * What the status message adds for the spec's HTTP settings, which the F5 backends do not apply
+ * (an HTTP virtual server has the stock `/Common/http` profile): `; … not applied: …`, or `''`.
+ */
+export function unappliedHttpSettings(spec: LoadBalancerSpec): string {
+  const http = describeHttpSettings(spec.options.http);
+  return http === undefined ? '' : `; ${http} not applied: the F5 backend has no HTTP proxy settings`;
 }
 
 /** The client IP affinity timeout of a spec, validated; undefined without affinity. */

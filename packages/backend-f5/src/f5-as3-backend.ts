@@ -18,6 +18,7 @@ import {
   as3Remark,
   as3SchemaVersion,
 } from './as3-declaration.js';
+import { unappliedHttpSettings } from './desired-state.js';
 import { F5Error, isF5Error } from './f5-error.js';
 import { isValidPartition } from './f5-path.js';
 import type { IControlClient } from './icontrol-client.js';
@@ -130,7 +131,7 @@ export class F5As3Backend implements LoadBalancerBackend {
     return {
       // The virtual server proxies, away from the nodes: in-cluster clients must go through it too.
       ingress: addressIngress(spec.addresses, spec.listeners, 'Proxy'),
-      message: `AS3 application /${this.#tenant}/${name}`,
+      message: `AS3 application /${this.#tenant}/${name}${unappliedHttpSettings(spec)}`,
     };
   }
 

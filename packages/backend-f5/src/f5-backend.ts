@@ -17,6 +17,7 @@ import {
   nodeMarker,
   ownerMarker,
   parseOwnerMarker,
+  unappliedHttpSettings,
 } from './desired-state.js';
 import { isF5Error } from './f5-error.js';
 import { fullPath, isValidPartition, urlName } from './f5-path.js';
@@ -186,7 +187,7 @@ export class F5Backend implements LoadBalancerBackend {
     return {
       // The virtual server proxies, away from the nodes: in-cluster clients must go through it too.
       ingress: addressIngress(spec.addresses, spec.listeners, 'Proxy'),
-      message: `${spec.listeners.length} virtual server(s), ${members} member(s) in /${this.#partition}`,
+      message: `${spec.listeners.length} virtual server(s), ${members} member(s) in /${this.#partition}${unappliedHttpSettings(spec)}`,
     };
   }
 

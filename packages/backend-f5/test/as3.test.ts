@@ -208,6 +208,25 @@ it('gateway refs: declarations validate for names up to 253 characters; a long i
   }
 });
 
+it('HTTP settings AS3 mode does not apply are said in the status message', async () => {
+  const backend = new F5As3Backend({
+    client: new IControlClient({ host: f5.host, username: 'admin', password: 'admin', ca: f5.ca }),
+    taskPollMs: 5,
+  });
+  try {
+    const spec = makeSpec({ name: 'httpset', ports: [80] });
+    const http = { readTimeoutSeconds: 30, upgradeTimeoutSeconds: 3600 };
+    const status = await backend.ensure({ ...spec, options: { ...spec.options, http } }, ctx);
+    assert.is(
+      status.message,
+      'AS3 application /klb/klb_svc_default_httpset; read timeout, upgraded connection timeout not applied: the F5 backend has no HTTP proxy settings',
+    );
+    await backend.remove(spec.ref, ctx);
+  } finally {
+    await backend.close();
+  }
+});
+
 it('specs AS3 mode cannot realise are terminal errors', async () => {
   const backend = new F5As3Backend({
     client: new IControlClient({ host: f5.host, username: 'admin', password: 'admin', ca: f5.ca }),

@@ -91,6 +91,18 @@ it('ensure creates a virtual, pool and monitor per listener, marked as KLB, in o
   assert.is(pool?.monitor, '/klb/klb_svc_default_create_tcp-80_tcp');
 });
 
+it('HTTP settings it does not apply are said in the status message', async () => {
+  const b = backend();
+  const spec = makeSpec({ name: 'httpset', ports: [80], address: '192.0.2.40' });
+  assert.not.match(String((await b.ensure(spec, ctx)).message), 'not applied');
+  const http = { maxBodyBytes: 16 * 1024 * 1024, buffering: false };
+  const status = await b.ensure({ ...spec, options: { ...spec.options, http } }, ctx);
+  assert.match(
+    String(status.message),
+    /^1 virtual server\(s\), 2 member\(s\) in \/klb; request body size, buffering not applied: the F5 backend has no HTTP proxy settings$/,
+  );
+});
+
 it('ensure with nothing changed makes zero writes', async () => {
   const b = backend();
   const spec = makeSpec({ name: 'noop', ports: [80, 81], address: '192.0.2.2' });
