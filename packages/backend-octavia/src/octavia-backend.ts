@@ -6,6 +6,7 @@ import {
   KlbError,
   type Listener,
   type LoadBalancerBackend,
+  type LoadBalancerProblem,
   type LoadBalancerRef,
   type LoadBalancerSpec,
   type LoadBalancerStatus,
@@ -149,6 +150,49 @@ function normalizeCidr(cidr: string): string {
       cause: err,
     });
   }
+}
+
+/** Neutron's words for a fixed IP it cannot give a port (Octavia passes them on, as a 400 or 500). */
+const VIP_REFUSED =
+  /not a valid IP for the specified subnet|already allocated|IpAddressAlreadyAllocated|IpAddressInUse|No more IP addresses available/i;
+
+/**
+ * A TerminalError (`AddressNotAssigned`) when Octavia refused to create a load balancer because
+ * Neutron would not give it the requested VIP (outside the VIP subnet, taken); undefined for any
+ * other error.
+ */
+function vipRefused(err: unknown, requested: string | undefined): TerminalError | undefined {
+  const faultstring = (err as { fault?: { faultstring?: unknown } } | undefined)?.fault?.faultstring;
+  if (requested === undefined || typeof faultstring !== 'string' || !VIP_REFUSED.test(faultstring)) return undefined;
+  // Neutron's request ids follow on a line of their own.
+  const why = faultstring.split('\n')[0]?.trim();
+  return new TerminalError(`Octavia did not give the load balancer the requested VIP ${requested}: ${why}`, {
+    reason: 'AddressNotAssigned',
+    code: 'OCTAVIA_VIP_REFUSED',
+    cause: err,
+  });
+}
+
+function sameAddress(a: string, b: string): boolean {
+  try {
+    return ipaddr.parse(a).toString() === ipaddr.parse(b).toString();
+  } catch {
+    return a === b;
+  }
+}
+
+/**
+ * The requested addresses an existing load balancer does not have, as a problem: Octavia gives a
+ * load balancer one VIP, fixed at creation. The load balancer keeps serving on its VIP.
+ */
+function unassignedVips(lb: OctaviaLoadBalancer, requested: readonly string[]): LoadBalancerProblem | undefined {
+  const missing = requested.filter((a) => !sameAddress(a, lb.vip_address));
+  if (missing.length === 0) return undefined;
+  const first = requested[0] as string;
+  const message = !sameAddress(first, lb.vip_address)
+    ? `the requested VIP ${first} is not the VIP ${lb.vip_address} of Octavia load balancer ${lb.id}: Octavia cannot change the VIP of a load balancer (delete and re-create the object to move it)`
+    : `Octavia load balancer ${lb.id} has one VIP (${lb.vip_address}): ${missing.join(', ')} not assigned`;
+  return { reason: 'AddressNotAssigned', message };
 }
 
 /**
@@ -478,7 +522,9 @@ export class OctaviaBackend implements LoadBalancerBackend {
           },
         })),
       };
-      const lb = await this.client.createLoadBalancer(body, signal);
+      const lb = await this.client.createLoadBalancer(body, signal).catch((err: unknown) => {
+        throw vipRefused(err, spec.requestedAddresses[0]) ?? err;
+      });
       log.info({ loadBalancer: lb.id, name: lb.name }, 'octavia: created load balancer (fully populated)');
       this.#pendingCounts.delete(lb.id);
       throw new OctaviaPendingError(lb.id, lb.provisioning_status, this.#delay(lb.id), 'created');
@@ -602,7 +648,9 @@ export class OctaviaBackend implements LoadBalancerBackend {
     }
     this.#pendingCounts.delete(lb.id);
     const floatingIp = await this.#floatingIps.ensure(spec.ref, floating, lb, log, signal);
-    return this.#status(lb, desired, floatingIp);
+    const status = this.#status(lb, desired, floatingIp);
+    const problem = unassignedVips(lb, spec.requestedAddresses);
+    return problem ? { ...status, problem } : status;
   }
 
   #listenerDiffers(l: OctaviaListener, d: DesiredListener, features: OctaviaFeatures): boolean {
