@@ -21,6 +21,7 @@ import {
 import { type ControlPlane, createNode, eventually, requireComponents, startControlPlane } from '@klb/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { upload } from './renderer-fixtures.js';
 
 const test = suite('HTTP settings on Ingresses, from the user side');
 const missing =
@@ -140,50 +141,6 @@ async function warnings(name: string, reason: string): Promise<string[]> {
     .map((e) => e.message);
 }
 
-/** POSTs `bytes` bytes to `host` through `address`:80; the status, and the body of a 200. */
-function upload(address: string, host: string, bytes: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: address,
-        port: 80,
-        method: 'POST',
-        path: '/upload',
-        agent: false,
-        timeout: 20_000,
-        headers: { host, 'content-length': bytes },
-      },
-      (res) => {
-        let body = '';
-        res.on('data', (c) => {
-          body += c;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: res.statusCode === 200 ? body : '' }));
-        res.on('error', () => resolve({ status: res.statusCode ?? 0, body: '' }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    // nginx answers 413 as soon as it has the headers and closes: a write error after it is expected.
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
-    });
-    const chunk = Buffer.alloc(64 * 1024, 'x');
-    let sent = 0;
-    const pump = (): void => {
-      while (sent < bytes) {
-        const n = Math.min(chunk.length, bytes - sent);
-        sent += n;
-        if (!req.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
-          req.once('drain', pump);
-          return;
-        }
-      }
-      req.end();
-    };
-    pump();
-  });
-}
-
 const MiB = 1024 * 1024;
 const took = (bytes: number) => ({ status: 200, body: JSON.stringify({ bytes }) });
 
@@ -195,17 +152,22 @@ it('an Ingress with klb.io/proxy-body-size: 16m takes a 10 MiB upload; one witho
   await client.create(`/apis/networking.k8s.io/v1/namespaces/${NS}/ingresses`, ingress('small', vip(2)));
   assert.equal(
     await eventually('a 10 MiB upload through the big Ingress', async () => {
-      const r = await upload(vip(1), 'big.example.com', 10 * MiB).catch(() => undefined);
+      const r = await upload({ address: vip(1), port: 80, host: 'big.example.com', bytes: 10 * MiB }).catch(
+        () => undefined,
+      );
       return r?.status === 200 ? r : undefined;
     }),
     took(10 * MiB),
   );
   await eventually(
     'the small Ingress served',
-    async () => (await upload(vip(2), 'small.example.com', 1000)).status === 200,
+    async () => (await upload({ address: vip(2), port: 80, host: 'small.example.com', bytes: 1000 })).status === 200,
   );
-  assert.is((await upload(vip(2), 'small.example.com', 2 * MiB)).status, 413);
-  assert.equal(await upload(vip(2), 'small.example.com', 512 * 1024), took(512 * 1024));
+  assert.is((await upload({ address: vip(2), port: 80, host: 'small.example.com', bytes: 2 * MiB })).status, 413);
+  assert.equal(
+    await upload({ address: vip(2), port: 80, host: 'small.example.com', bytes: 512 * 1024 }),
+    took(512 * 1024),
+  );
 });
 
 it('a bad value is a Warning event naming the annotation; the Ingress keeps its last good config and the others serve', async () => {
@@ -243,16 +205,16 @@ it('a bad value is a Warning event naming the annotation; the Ingress keeps its 
     const found = await warnings('big', 'InvalidAnnotation');
     return found.some((m) => m.startsWith('annotation klb.io/proxy-body-size="10 m; evil": ')) ? found : undefined;
   });
-  assert.equal(await upload(vip(1), 'big.example.com', 10 * MiB), took(10 * MiB));
-  assert.is((await upload(vip(2), 'small.example.com', 2 * MiB)).status, 413);
-  assert.equal(await upload(vip(2), 'small.example.com', 1000), took(1000));
+  assert.equal(await upload({ address: vip(1), port: 80, host: 'big.example.com', bytes: 10 * MiB }), took(10 * MiB));
+  assert.is((await upload({ address: vip(2), port: 80, host: 'small.example.com', bytes: 2 * MiB })).status, 413);
+  assert.equal(await upload({ address: vip(2), port: 80, host: 'small.example.com', bytes: 1000 }), took(1000));
   // Fixed, it converges to what it now says: 1m.
   await client.patch(ingressPath('big'), { metadata: { annotations: { 'klb.io/proxy-body-size': '1m' } } });
   await eventually(
     'the fixed Ingress applied',
-    async () => (await upload(vip(1), 'big.example.com', 2 * MiB)).status === 413,
+    async () => (await upload({ address: vip(1), port: 80, host: 'big.example.com', bytes: 2 * MiB })).status === 413,
   );
-  assert.equal(await upload(vip(1), 'big.example.com', 1000), took(1000));
+  assert.equal(await upload({ address: vip(1), port: 80, host: 'big.example.com', bytes: 1000 }), took(1000));
 });
 
 it('on a LoadBalancer Service (TCP only) the HTTP annotations are refused, with a Warning event', async () => {

@@ -2,6 +2,7 @@
 // with openssl (as a kubernetes.io/tls Secret would hold), and real `nginx -t` / `keepalived -t`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
 import {
   type DaemonServiceConfig,
@@ -274,4 +275,68 @@ export class KeepalivedChecker {
   close(): void {
     spawnSync('ip', ['netns', 'del', this.netns]);
   }
+}
+
+/** What {@link upload} sends. */
+export interface Upload {
+  /** Where to connect. */
+  readonly address: string;
+  /** The port. */
+  readonly port: number;
+  /** The `Host` header, when not the address. */
+  readonly host?: string;
+  /** How many body bytes to send (`POST /upload`, with a `content-length`). */
+  readonly bytes: number;
+}
+
+/**
+ * POSTs `bytes` bytes to `/upload`, as fast as the connection takes them; answers the status,
+ * and the body of a 200. nginx answers 413 as soon as it has read the headers and closes: a write
+ * error after its answer is expected.
+ */
+export function upload(u: Upload): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: u.address,
+        port: u.port,
+        method: 'POST',
+        path: '/upload',
+        agent: false,
+        timeout: 20_000,
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': u.bytes,
+          ...(u.host ? { host: u.host } : {}),
+        },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => {
+          body += c;
+        });
+        const done = () => resolve({ status: res.statusCode ?? 0, body: res.statusCode === 200 ? body : '' });
+        res.on('end', done);
+        res.on('error', done);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
+    });
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < u.bytes) {
+        const n = Math.min(chunk.length, u.bytes - sent);
+        sent += n;
+        if (!req.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+  });
 }
