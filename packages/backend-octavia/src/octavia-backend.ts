@@ -2,7 +2,9 @@ import {
   type BackendCapabilities,
   type BackendContext,
   boundedName,
+  describeHttpSettings,
   type HealthCheck,
+  type HttpSettings,
   KlbError,
   type Listener,
   type LoadBalancerBackend,
@@ -464,7 +466,14 @@ export class OctaviaBackend implements LoadBalancerBackend {
     return { lb_algorithm: p.algorithm, session_persistence: p.persistence ? { type: p.persistence } : null };
   }
 
-  #status(lb: OctaviaLoadBalancer, desired: readonly DesiredListener[], floatingIp?: string): LoadBalancerStatus {
+  #status(
+    lb: OctaviaLoadBalancer,
+    desired: readonly DesiredListener[],
+    floatingIp: string | undefined,
+    http: HttpSettings | undefined,
+  ): LoadBalancerStatus {
+    // KLB does not map HTTP settings to Octavia's listeners: say which are not applied, never drop them.
+    const unapplied = describeHttpSettings(http);
     return {
       ingress: [
         {
@@ -476,7 +485,7 @@ export class OctaviaBackend implements LoadBalancerBackend {
       ],
       message: `Octavia load balancer ${lb.id} ${lb.provisioning_status}/${lb.operating_status}${
         floatingIp ? `, floating IP ${floatingIp} → VIP ${lb.vip_address}` : ''
-      }`,
+      }${unapplied ? `; ${unapplied} not applied: the Octavia backend has no HTTP proxy settings` : ''}`,
     };
   }
 
@@ -648,7 +657,7 @@ export class OctaviaBackend implements LoadBalancerBackend {
     }
     this.#pendingCounts.delete(lb.id);
     const floatingIp = await this.#floatingIps.ensure(spec.ref, floating, lb, log, signal);
-    const status = this.#status(lb, desired, floatingIp);
+    const status = this.#status(lb, desired, floatingIp, spec.options.http);
     const problem = unassignedVips(lb, spec.requestedAddresses);
     return problem ? { ...status, problem } : status;
   }

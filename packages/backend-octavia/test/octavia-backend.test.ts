@@ -122,6 +122,18 @@ it('full lifecycle of a two-port Service: one fully populated create, status, ca
   await backend.remove(spec.ref, ctx());
 });
 
+it('HTTP settings it does not apply are said in the status message', async () => {
+  const backend = backendFor(os());
+  const spec = specFor('httpset', [80]);
+  const http = { maxBodyBytes: 16 * 1024 * 1024, readTimeoutSeconds: 30 };
+  const status = await converge(backend, { ...spec, options: { ...spec.options, http } });
+  assert.match(
+    String(status.message),
+    /^Octavia load balancer \S+ ACTIVE\/\w+; request body size, read timeout not applied: the Octavia backend has no HTTP proxy settings$/,
+  );
+  await drive(() => backend.remove(spec.ref, ctx()));
+});
+
 it('ids too long for a 255-character tag: two objects whose long names share a prefix get two load balancers', async () => {
   const backend = backendFor(os());
   // ConfigMap names may have 253 characters: `klb-ref=configmap/<ns>/<name>` would not fit in a tag.
