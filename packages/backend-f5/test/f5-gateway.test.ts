@@ -348,7 +348,7 @@ for (const mode of modes) {
     for (const [resource, name] of [
       ['tcproutes', 'db'],
       ['udproutes', 'dns'],
-    ]) {
+    ] as const) {
       const parent = await waitUntil(`${resource}/${name} status`, () =>
         routeParent(ns, resource, name, mode.controllerName),
       );
@@ -358,7 +358,7 @@ for (const mode of modes) {
     for (const [resource, name] of [
       ['httproutes', 'web'],
       ['tlsroutes', 'secure'],
-    ]) {
+    ] as const) {
       const parent = await waitUntil(`${resource}/${name} status`, () =>
         routeParent(ns, resource, name, mode.controllerName),
       );

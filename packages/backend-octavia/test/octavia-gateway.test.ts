@@ -371,7 +371,7 @@ it('spec.addresses: the Gateway asks Octavia for its VIP; a VIP Octavia cannot g
     waitUntil(`Gateway ${name} not programmed: ${message}`, async () => {
       const g = await getGateway(ns, name);
       const c = cond(g.status?.conditions, 'Programmed');
-      return c?.status === 'False' && message.test(c.message) && g;
+      return c?.status === 'False' && message.test(c.message ?? '') && g;
     });
   const warned = (name: string) =>
     waitUntil(`a Warning AddressNotAssigned on ${name}`, async () =>
