@@ -467,6 +467,60 @@ it('one Gateway, five kinds of listener, Routes from two namespaces: every clien
   });
 });
 
+it('an address that cannot be had is said on the Gateway: outside the pools (AddressNotUsable), held by a Service (AddressNotAssigned, until it is freed)', async () => {
+  const gatewayAt = (name: string, address: string) =>
+    client.create(`${GW}/namespaces/${CAFE}/gateways`, {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name },
+      spec: {
+        gatewayClassName: 'klb',
+        addresses: [{ type: 'IPAddress', value: address }],
+        listeners: [{ name: 'tcp', port: ports.tcp, protocol: 'TCP' }],
+      },
+    } as KubeObject);
+  const programmed = async (name: string) =>
+    cond(
+      (await client.get<GatewayObject>(`${GW}/namespaces/${CAFE}/gateways/${name}`)).status?.conditions as Condition[],
+      'Programmed',
+    );
+  await gatewayAt('outside', '192.0.2.200');
+  const outside = await soon('outside the pools', async () => {
+    const c = await programmed('outside');
+    return c?.status === 'False' ? c : undefined;
+  });
+  assert.is(outside.reason, 'AddressNotUsable');
+
+  const taken = `${block}.30`;
+  await client.create(`/api/v1/namespaces/${CAFE}/services`, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'holder' },
+    spec: {
+      type: 'LoadBalancer',
+      loadBalancerClass: 'klb.io/load-balancer',
+      loadBalancerIP: taken,
+      selector: { app: 'holder' },
+      ports: [{ name: 'p', port: ports.tcp, targetPort: 8080 }],
+    },
+  } as KubeObject);
+  await soon('the Service holds the address', async () => {
+    const svc = await client.get<ServiceObject>(`/api/v1/namespaces/${CAFE}/services/holder`);
+    return svc.status?.loadBalancer?.ingress?.[0]?.ip === taken ? true : undefined;
+  });
+  await gatewayAt('second', taken);
+  const waiting = await soon('the address is taken', async () => {
+    const c = await programmed('second');
+    return c?.status === 'False' ? c : undefined;
+  });
+  assert.is(waiting.reason, 'AddressNotAssigned');
+  await client.delete(`/api/v1/namespaces/${CAFE}/services/holder`);
+  await soon('the Gateway gets the address once it is free', async () =>
+    (await programmed('second'))?.status === 'True' ? true : undefined,
+  );
+  for (const name of ['outside', 'second']) await client.delete(`${GW}/namespaces/${CAFE}/gateways/${name}`);
+});
+
 it('Gateways and Routes created and deleted while the controller is killed and restarted: nothing is left behind', async () => {
   const ns = CAFE;
   const app = await serviceNodePort(ns, 'chaos-app', 80);

@@ -1,12 +1,20 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { GatewayClassObject, GatewayObject, RouteObject, RouteParentStatusJson } from './gateway-api-types.js';
 import { type GatewayCondition, type GatewayReport, namesGateway, type RouteKind } from './gateway-translation.js';
-import type { KubeClient } from './kube-client.js';
+import { isConflict, type KubeClient } from './kube-client.js';
 import type { ConditionJson } from './kube-types.js';
 import type { ReconcileOutcome } from './source.js';
 
-/** Outcome reasons of the address allocator, which the Gateway API calls `AddressNotAssigned`. */
-const ADDRESS_REASONS = new Set(['AddressTaken', 'PoolExhausted', 'SharingConflict']);
+/** Outcome reasons of the address allocator that may pass, which the Gateway API calls `AddressNotAssigned`. */
+const ADDRESS_WAITING = new Set(['AddressTaken', 'PoolExhausted', 'SharingConflict']);
+/** Outcome reasons of the address allocator that need a change, which the Gateway API calls `AddressNotUsable`. */
+const ADDRESS_UNUSABLE = new Set([
+  'AddressOutsidePools',
+  'AddressReserved',
+  'FamilyUnavailable',
+  'NoMatchingPool',
+  'InvalidAddress',
+]);
 
 /**
  * Stamps conditions with the object's generation, keeping `lastTransitionTime` of a condition
@@ -41,25 +49,18 @@ export async function writeGatewayStatus(
 ): Promise<boolean> {
   const generation = gw.metadata?.generation;
   const current = gw.status ?? {};
-  const accepted =
-    report?.accepted.status === 'False' || !report
-      ? (report?.accepted ?? {
-          type: 'Accepted',
-          status: 'False' as const,
-          reason: outcome.ok ? 'Accepted' : outcome.reason,
-          message: outcome.ok ? '' : outcome.message,
-        })
-      : report.accepted;
+  const accepted: GatewayCondition = report?.accepted ?? {
+    type: 'Accepted',
+    status: 'False',
+    reason: outcome.ok ? 'Pending' : outcome.reason,
+    message: outcome.ok ? 'not translated yet' : outcome.message,
+  };
   const programmed: GatewayCondition = outcome.ok
     ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: outcome.status.message ?? 'programmed' }
     : {
         type: 'Programmed',
         status: 'False',
-        reason: ADDRESS_REASONS.has(outcome.reason)
-          ? 'AddressNotAssigned'
-          : accepted.status === 'False'
-            ? 'Invalid'
-            : 'Pending',
+        reason: programmedReason(outcome.reason, accepted),
         message: outcome.message.slice(0, 32_000),
       };
   const addresses = outcome.ok
@@ -100,6 +101,13 @@ export async function writeGatewayStatus(
   return true;
 }
 
+/** The Gateway API's reason for a Gateway that is not programmed, from KLB's reason. */
+function programmedReason(reason: string, accepted: GatewayCondition): string {
+  if (ADDRESS_WAITING.has(reason)) return 'AddressNotAssigned';
+  if (ADDRESS_UNUSABLE.has(reason)) return 'AddressNotUsable';
+  return accepted.status === 'False' ? 'Invalid' : 'Pending';
+}
+
 /**
  * Writes KLB's `status.parents` entries for the Gateway `ns/name` on a Route: the entries of
  * `report` replace KLB's earlier ones for that Gateway, the entries of other Gateways and other
@@ -113,11 +121,36 @@ export async function writeRouteParents(
   controllerName: string,
   report: readonly { parentRef: RouteParentStatusJson['parentRef']; conditions: readonly GatewayCondition[] }[],
 ): Promise<boolean> {
+  const path = `/apis/gateway.networking.k8s.io/v1/namespaces/${route.metadata?.namespace}/${kind.resource}/${route.metadata?.name}`;
+  let current = route;
+  // The cache may not have KLB's own last write yet: on a conflict, read the Route and try again.
+  for (let attempt = 1; ; attempt++) {
+    const parents = routeParents(current, gateway, controllerName, report);
+    if (!parents) return false;
+    try {
+      await client.patch(`${path}/status`, {
+        metadata: { resourceVersion: current.metadata?.resourceVersion },
+        status: { parents },
+      });
+      return true;
+    } catch (err) {
+      if (!isConflict(err) || attempt === 3) throw err;
+      current = await client.get<RouteObject>(path);
+    }
+  }
+}
+
+/** A Route's `status.parents` with KLB's entries for the Gateway replaced by `report`; undefined when unchanged. */
+function routeParents(
+  route: RouteObject,
+  gateway: { namespace: string; name: string },
+  controllerName: string,
+  report: readonly { parentRef: RouteParentStatusJson['parentRef']; conditions: readonly GatewayCondition[] }[],
+): RouteParentStatusJson[] | undefined {
   const routeNs = route.metadata?.namespace ?? '';
   const current = route.status?.parents ?? [];
   const ours = (p: RouteParentStatusJson) =>
     p.controllerName === controllerName && namesGateway(p.parentRef, routeNs, gateway.namespace, gateway.name);
-  const kept = current.filter((p) => !ours(p));
   const written = report.map((r) => ({
     parentRef: r.parentRef,
     controllerName,
@@ -127,13 +160,8 @@ export async function writeRouteParents(
       route.metadata?.generation,
     ),
   }));
-  const parents = [...kept, ...written];
-  if (isDeepStrictEqual(current, parents)) return false;
-  await client.patch(
-    `/apis/gateway.networking.k8s.io/v1/namespaces/${routeNs}/${kind.resource}/${route.metadata?.name}/status`,
-    { metadata: { resourceVersion: route.metadata?.resourceVersion }, status: { parents } },
-  );
-  return true;
+  const parents = [...current.filter((p) => !ours(p)), ...written];
+  return isDeepStrictEqual(current, parents) ? undefined : parents;
 }
 
 /** Writes a GatewayClass's `Accepted` condition when it differs; returns whether it wrote. */
