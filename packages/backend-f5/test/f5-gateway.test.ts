@@ -476,4 +476,29 @@ for (const mode of modes) {
   });
 }
 
+it('a TCPRoute to a ClusterIP Service (no node port for the F5 to reach) says so in ResolvedRefs', async () => {
+  const mode = modes[0] as Mode;
+  const ns = await namespace(client, 'f5gw-cip');
+  await client.create(`/api/v1/namespaces/${ns}/services`, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'db' },
+    spec: { selector: { app: 'db' }, ports: [{ port: 5432, targetPort: 8080 }] },
+  } as KubeObject);
+  await client.create(
+    `${GW}/namespaces/${ns}/gateways`,
+    gateway('edge', mode.gatewayClass, [{ name: 'db', port: 5432, protocol: 'TCP' }]),
+  );
+  await client.create(
+    `${GW}/namespaces/${ns}/tcproutes`,
+    route('TCPRoute', 'db', { parentRefs: [{ name: 'edge' }], rules: [{ backendRefs: backendRefs(['db', 5432]) }] }),
+  );
+  const parent = await waitUntil('route status', () => routeParent(ns, 'tcproutes', 'db', mode.controllerName));
+  const resolved = parent.conditions.find((c) => c.type === 'ResolvedRefs');
+  assert.is(resolved?.status, 'False');
+  assert.is(resolved?.reason, 'BackendNotFound');
+  assert.match(resolved?.message ?? '', /nodePort/);
+  await client.delete(`${GW}/namespaces/${ns}/gateways/edge`);
+});
+
 test.run();

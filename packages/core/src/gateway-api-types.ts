@@ -6,7 +6,14 @@ export interface LabelSelectorJson {
   /** Labels that must be equal. */
   matchLabels?: Record<string, string>;
   /** Set-based requirements. */
-  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+  matchExpressions?: {
+    /** The label key. */
+    key: string;
+    /** `In`, `NotIn`, `Exists` or `DoesNotExist`. */
+    operator: string;
+    /** The values of `In` and `NotIn`. */
+    values?: string[];
+  }[];
 }
 
 /** A GatewayClass (gateway.networking.k8s.io/v1): which controller serves Gateways of the class. */
@@ -17,7 +24,26 @@ export interface GatewayClassObject extends KubeObject {
     controllerName?: string;
   };
   /** Status KLB writes. */
-  status?: { conditions?: ConditionJson[] };
+  status?: {
+    /** `Accepted`. */
+    conditions?: ConditionJson[];
+  };
+}
+
+/** A Route kind, with its API group. */
+export interface RouteGroupKindJson {
+  /** `gateway.networking.k8s.io` by default. */
+  group?: string;
+  /** E.g. `HTTPRoute`. */
+  kind: string;
+}
+
+/** A Gateway address. */
+export interface GatewayAddressJson {
+  /** `IPAddress` by default. */
+  type?: string;
+  /** The address. */
+  value: string;
 }
 
 /** A reference to a Secret (a listener's certificate) or another object. */
@@ -43,13 +69,23 @@ export interface GatewayListenerJson {
   /** `HTTP`, `HTTPS`, `TLS`, `TCP` or `UDP`. */
   protocol: string;
   /** TLS settings for HTTPS and TLS listeners. */
-  tls?: { mode?: string; certificateRefs?: ObjectReferenceJson[] };
+  tls?: {
+    /** `Terminate` (default) or `Passthrough`. */
+    mode?: string;
+    /** The `kubernetes.io/tls` Secrets of an HTTPS listener. */
+    certificateRefs?: ObjectReferenceJson[];
+  };
   /** Which Routes may attach. */
   allowedRoutes?: {
     /** Namespaces whose Routes may attach: `Same` (default), `All`, or `Selector`. */
-    namespaces?: { from?: string; selector?: LabelSelectorJson };
+    namespaces?: {
+      /** `Same` (default), `All` or `Selector`. */
+      from?: string;
+      /** With `Selector`: the labels of the namespaces whose Routes may attach. */
+      selector?: LabelSelectorJson;
+    };
     /** Route kinds that may attach; by default those of the protocol. */
-    kinds?: { group?: string; kind: string }[];
+    kinds?: RouteGroupKindJson[];
   };
 }
 
@@ -58,7 +94,7 @@ export interface ListenerStatusJson {
   /** The listener's name. */
   name: string;
   /** Route kinds that may attach. */
-  supportedKinds: { group?: string; kind: string }[];
+  supportedKinds: RouteGroupKindJson[];
   /** How many Routes are attached. */
   attachedRoutes: number;
   /** Accepted, Programmed, ResolvedRefs, Conflicted. */
@@ -74,12 +110,12 @@ export interface GatewayObject extends KubeObject {
     /** Listeners. */
     listeners?: GatewayListenerJson[];
     /** Requested addresses. */
-    addresses?: { type?: string; value: string }[];
+    addresses?: GatewayAddressJson[];
   };
   /** Status KLB writes. */
   status?: {
     /** Addresses the Gateway is served at. */
-    addresses?: { type?: string; value: string }[];
+    addresses?: GatewayAddressJson[];
     /** Accepted, Programmed. */
     conditions?: ConditionJson[];
     /** Per listener. */
@@ -114,7 +150,12 @@ export interface BackendRefJson extends ObjectReferenceJson {
 /** An HTTPRoute match. */
 export interface HttpRouteMatchJson {
   /** Path match; `PathPrefix /` by default. */
-  path?: { type?: string; value?: string };
+  path?: {
+    /** `PathPrefix` (default), `Exact` or `RegularExpression`. */
+    type?: string;
+    /** The path; `/` by default. */
+    value?: string;
+  };
   /** Header matches. */
   headers?: unknown[];
   /** Query parameter matches. */
@@ -128,7 +169,10 @@ export interface RouteRuleJson {
   /** HTTPRoute: what requests the rule matches. */
   matches?: HttpRouteMatchJson[];
   /** HTTPRoute: filters applied. */
-  filters?: { type: string }[];
+  filters?: {
+    /** The filter type, e.g. `RequestRedirect`. */
+    type: string;
+  }[];
   /** Where traffic goes. */
   backendRefs?: BackendRefJson[];
   /** HTTPRoute: request timeouts. */
@@ -157,7 +201,10 @@ export interface RouteObject extends KubeObject {
     rules?: RouteRuleJson[];
   };
   /** Status, one entry per parent and controller. */
-  status?: { parents?: RouteParentStatusJson[] };
+  status?: {
+    /** One entry per parent and controller. */
+    parents?: RouteParentStatusJson[];
+  };
 }
 
 /** A ReferenceGrant (gateway.networking.k8s.io/v1): lets objects of other namespaces refer to this one's. */
@@ -165,8 +212,22 @@ export interface ReferenceGrantObject extends KubeObject {
   /** Who may refer to what. */
   spec?: {
     /** Referring kinds and their namespaces. */
-    from?: { group: string; kind: string; namespace: string }[];
+    from?: {
+      /** The referring kind's API group. */
+      group: string;
+      /** The referring kind, e.g. `HTTPRoute`. */
+      kind: string;
+      /** The referring objects' namespace. */
+      namespace: string;
+    }[];
     /** Kinds (and optionally a name) that may be referred to. */
-    to?: { group: string; kind: string; name?: string }[];
+    to?: {
+      /** The API group (`''` for Secrets and Services). */
+      group: string;
+      /** The kind, e.g. `Service`. */
+      kind: string;
+      /** Only this object; all of the kind when absent. */
+      name?: string;
+    }[];
   };
 }

@@ -6,7 +6,7 @@ import type { ConditionJson } from './kube-types.js';
 import type { ReconcileOutcome } from './source.js';
 
 /** Outcome reasons of the address allocator that may pass, which the Gateway API calls `AddressNotAssigned`. */
-const ADDRESS_WAITING = new Set(['AddressTaken', 'PoolExhausted', 'SharingConflict']);
+const ADDRESS_WAITING = new Set(['AddressTaken', 'PoolExhausted', 'SharingConflict', 'AddressNotAssigned']);
 /** Outcome reasons of the address allocator that need a change, which the Gateway API calls `AddressNotUsable`. */
 const ADDRESS_UNUSABLE = new Set([
   'AddressOutsidePools',

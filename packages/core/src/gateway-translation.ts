@@ -551,8 +551,11 @@ function resolveBackend(
     return undefined;
   } catch (err) {
     if (!isTerminalError(err)) throw err;
-    if (err.reason === 'NoTargets') return undefined;
-    return cond('ResolvedRefs', false, 'BackendNotFound', err.message);
+    const hint =
+      err.reason === 'NoTargets'
+        ? ` (this backend reaches Services by ${upstreams.targetKinds.join(' or ')}: use a Service it can reach, e.g. type NodePort)`
+        : '';
+    return cond('ResolvedRefs', false, 'BackendNotFound', `${err.message}${hint}`);
   }
 }
 
@@ -600,6 +603,13 @@ function attach(
     }
     return (parentRef.namespace ?? routeNs) === routeNs;
   });
+  if (allowed.length === 0 && candidates.every((l) => !(reports[listeners.indexOf(l)] as ListenerReport).valid)) {
+    return {
+      ok: false,
+      reason: 'NotAllowedByListeners',
+      message: 'the listeners it names are not valid: see the Gateway’s listener conditions',
+    };
+  }
   if (allowed.length === 0) {
     return {
       ok: false,

@@ -29,6 +29,7 @@ export {
 export { EventRecorder, type EventType } from './event-recorder.js';
 export type {
   BackendRefJson,
+  GatewayAddressJson,
   GatewayClassObject,
   GatewayListenerJson,
   GatewayObject,
@@ -38,6 +39,7 @@ export type {
   ObjectReferenceJson,
   ParentReferenceJson,
   ReferenceGrantObject,
+  RouteGroupKindJson,
   RouteObject,
   RouteParentStatusJson,
   RouteRuleJson,
@@ -89,6 +91,7 @@ export type {
   LoadBalancerDependencies,
   LoadBalancerDraft,
   LoadBalancerSource,
+  ObjectName,
   ReconcileOutcome,
   SuccessOutcome,
   WatchedResource,

@@ -51,6 +51,11 @@ export class ServiceUpstreams {
     return [...this.#upstreams.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** The target kinds the backend can reach, most preferred first. */
+  get targetKinds(): readonly string[] {
+    return this.#world.capabilities.targetKinds;
+  }
+
   /** Resolves a Service port to its targets (`where` prefixes the error message). */
   resolve(ref: ServicePortRef, where: string): ResolvedServicePort {
     const key = `${ref.namespace}/${ref.name}`;

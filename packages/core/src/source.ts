@@ -47,6 +47,14 @@ export interface LoadBalancerDependencies {
   readonly objects?: readonly string[];
 }
 
+/** A namespaced object's namespace and name. */
+export interface ObjectName {
+  /** The namespace. */
+  readonly namespace: string;
+  /** The name. */
+  readonly name: string;
+}
+
 /** A kind of object besides Services, endpoints, Secrets and nodes that a source reads. */
 export interface WatchedResource {
   /** Name in dependency keys and metrics: the plural resource name, e.g. `httproutes`. */
@@ -58,7 +66,7 @@ export interface WatchedResource {
    * the Gateways a Route's `parentRefs` name, so that a new object reaches them before any
    * depends on it; `'all'` for every object of the source's kind (e.g. a GatewayClass changed).
    */
-  owners?(obj: KubeObject): readonly { readonly namespace: string; readonly name: string }[] | 'all';
+  owners?(obj: KubeObject): readonly ObjectName[] | 'all';
   /**
    * Writes what the source says of the watched object itself (e.g. a GatewayClass's `Accepted`
    * condition) when it differs; returns whether it wrote. Called by the leader on every change
