@@ -9,7 +9,7 @@ import type {
   ReferenceGrantObject,
   RouteObject,
 } from './gateway-api-types.js';
-import { hostRank, isHostName, isHttpPath } from './http-names.js';
+import { bySpecificity, hostRank, isHostName, isHttpPath } from './http-names.js';
 import { readKubeIp } from './kube-ip.js';
 import type { SecretObject } from './kube-types.js';
 import { matchesLabelSelector } from './label-selector.js';
@@ -268,13 +268,7 @@ export function translateGateway(gw: GatewayObject, world: ClusterState): Gatewa
       namespace: ns,
       labels: gw.metadata?.labels ?? {},
     },
-    dependencies: {
-      services: [...upstreams.services],
-      endpointsOf: [...upstreams.endpointsOf],
-      secrets: [...secrets],
-      nodes: upstreams.usesNodes,
-      objects: [...objects],
-    },
+    dependencies: upstreams.dependencies(secrets, objects),
   };
   return { report, draft };
 }
@@ -685,12 +679,7 @@ function buildListeners(
           }
         }
       }
-      routes.sort(
-        (a, b) =>
-          hostRank(a.host) - hostRank(b.host) ||
-          (b.path?.length ?? 0) - (a.path?.length ?? 0) ||
-          (a.pathType === b.pathType ? 0 : a.pathType === 'Exact' ? -1 : 1),
-      );
+      routes.sort(bySpecificity);
       const tls = protocol === 'HTTPS' ? group.flatMap((l) => certificates.get(l.name) ?? []) : undefined;
       out.push({ name, port: first.port, protocol, routes, ...(tls ? { tls } : {}) });
     } else if (protocol === 'TLS') {

@@ -12,6 +12,21 @@ export function isHttpPath(path: string): boolean {
 }
 
 /**
+ * Orders HTTP routes most specific first: exact host before wildcard before any; longer paths
+ * first; `Exact` before `Prefix`.
+ */
+export function bySpecificity(
+  a: { readonly host?: string; readonly path?: string; readonly pathType: string },
+  b: { readonly host?: string; readonly path?: string; readonly pathType: string },
+): number {
+  return (
+    hostRank(a.host) - hostRank(b.host) ||
+    (b.path?.length ?? 0) - (a.path?.length ?? 0) ||
+    (a.pathType === b.pathType ? 0 : a.pathType === 'Exact' ? -1 : 1)
+  );
+}
+
+/**
  * Orders host names most specific first: exact names, then wildcards, then none (any host).
  * @returns 0, 1 or 2.
  */

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Annotations, klbAnnotations, parseAddresses, parseOptions, parseToken } from './annotations.js';
 import { TerminalError } from './errors.js';
-import { hostRank, isHostName, isHttpPath } from './http-names.js';
+import { bySpecificity, isHostName, isHttpPath } from './http-names.js';
 import type { KubeClient } from './kube-client.js';
 import type { IngressBackend, IngressObject } from './kube-types.js';
 import { statusIngress } from './service-source.js';
@@ -130,12 +130,7 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
       }
     }
     // Most specific first: exact host before wildcard before any; longer paths first; Exact before Prefix.
-    routes.sort(
-      (a, b) =>
-        hostRank(a.host) - hostRank(b.host) ||
-        (b.path?.length ?? 0) - (a.path?.length ?? 0) ||
-        (a.pathType === b.pathType ? 0 : a.pathType === 'Exact' ? -1 : 1),
-    );
+    routes.sort(bySpecificity);
     const defaultUpstream = ing.spec?.defaultBackend
       ? upstreamFor(ing.spec.defaultBackend, 'defaultBackend')
       : undefined;
@@ -207,12 +202,7 @@ export class IngressSource implements LoadBalancerSource<IngressObject> {
         namespace: ns,
         labels: ing.metadata?.labels ?? {},
       },
-      dependencies: {
-        services: [...upstreams.services],
-        endpointsOf: [...upstreams.endpointsOf],
-        secrets: [...secrets],
-        nodes: upstreams.usesNodes,
-      },
+      dependencies: upstreams.dependencies(secrets),
     };
   }
 

@@ -1,7 +1,7 @@
 import { boundedName } from './bounded-name.js';
 import { TerminalError } from './errors.js';
 import type { ServiceObject, ServicePortJson } from './kube-types.js';
-import type { ClusterState } from './source.js';
+import type { ClusterState, LoadBalancerDependencies } from './source.js';
 import type { Target, Upstream } from './spec.js';
 import { buildTargets, chooseTargetKind } from './targets.js';
 
@@ -101,6 +101,17 @@ export class ServiceUpstreams {
     const name = boundedName(`${ref.name}-${servicePort.port}`.replace(/[^a-z0-9-]/g, '-'), 63);
     if (!this.#upstreams.has(name)) this.add(name, targets, healthCheckPath);
     return name;
+  }
+
+  /** The load balancer's dependencies: what the upstreams read, plus the Secrets and watched objects given. */
+  dependencies(secrets: Iterable<string>, objects?: Iterable<string>): LoadBalancerDependencies {
+    return {
+      services: [...this.services],
+      endpointsOf: [...this.endpointsOf],
+      secrets: [...secrets],
+      nodes: this.usesNodes,
+      ...(objects ? { objects: [...objects] } : {}),
+    };
   }
 
   /** Adds an upstream of the given targets (a later one of the same name replaces it). */
