@@ -4,28 +4,14 @@
 // original ConfigMaps and Ingresses are applied as a user applies them, and what the user reads
 // back (conditions, events, `data.status`) must follow the node's report within seconds: a config
 // every node refused, a config applied, an address that cannot be had yet.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, get as httpGet, type Server } from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type Daemon, runDaemon } from '@klb/backend-keepalived-nginx';
-import type { ConfigMapObject, KubeObject, ServiceObject } from '@klb/core';
-import { KubeClient } from '@klb/core';
-import {
-  type ControlPlane,
-  createNode,
-  eventually,
-  freePort,
-  generateSelfSignedCertificate,
-  requireComponents,
-  startControlPlane,
-} from '@klb/testing';
+import type { ConfigMapObject, KubeClient, KubeObject, ServiceObject } from '@klb/core';
+import { eventually, generateSelfSignedCertificate, requireComponents } from '@klb/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { renderKustomization } from './kustomize.js';
+import { type ReferenceStack, startReferenceStack } from './reference-stack.js';
 
 const test = suite('data-plane feedback on the objects users wrote');
 const missing =
@@ -33,24 +19,20 @@ const missing =
   (process.getuid?.() === 0 ? undefined : 'skip: binding port 80 of a loopback VIP needs root');
 const it = missing ? test.skip : test;
 
-const root = join(import.meta.dirname, '../../..');
 const NS = 'feedback';
 const CONDITION = 'klb.io/LoadBalancerReady';
 // A 127.0.0.0/8 block of this run's own, so concurrent suites never share a VIP.
 const block = `127.${randomInt(100, 250)}.${randomInt(1, 250)}`;
 const vip = (n: number): string => `${block}.${n}`;
 
-let plane: ControlPlane | undefined;
+let stack: ReferenceStack | undefined;
 let client: KubeClient;
-let daemon: Daemon | undefined;
-let controller: ChildProcess | undefined;
-let controllerOutput = '';
 let dir = '';
 const closers: Array<() => Promise<void>> = [];
 
 /** Within seconds: the resync is an hour away, so only the backend's watch can bring the change. */
 const soon = <T>(what: string, fn: () => Promise<T | undefined | false>): Promise<T> =>
-  eventually(`${what}\n--- controller output (tail) ---\n${controllerOutput.slice(-3000)}`, fn, 30_000);
+  eventually(`${what}\n--- controller output (tail) ---\n${stack?.output().slice(-3000)}`, fn, 30_000);
 
 /** A program holding `address:port`, as something else on a node may: nginx then cannot bind it. */
 async function squat(address: string, port: number): Promise<() => Promise<void>> {
@@ -122,64 +104,12 @@ function get(address: string, port: number, host?: string): Promise<string | und
 }
 
 if (!missing) {
-  plane = await startControlPlane();
-  client = new KubeClient(plane.kubeConfig);
-  dir = await mkdtemp(join(tmpdir(), 'klb-feedback-'));
-  for (const crd of renderKustomization(join(root, 'deploy/base')).filter(
-    (o) => o.kind === 'CustomResourceDefinition',
-  )) {
-    await client.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd as KubeObject);
-  }
-  for (const name of ['klb-system', NS]) await client.create('/api/v1/namespaces', { metadata: { name } });
-  await createNode(client, 'node-1', '127.0.0.1');
-  const pools = join(dir, 'pools.yaml');
-  await writeFile(pools, `pools:\n  - name: default\n    addresses: [${block}.10-${block}.60]\n`);
-  await eventually('the AddressClaim CRD served', async () => {
-    await client.list('/apis/ipam.klb.io/v1alpha1/namespaces/klb-system/addressclaims');
-    return true;
-  });
-  daemon = await runDaemon({
-    kubeConfig: plane.kubeConfig,
-    namespace: 'klb-system',
-    nodeName: 'node-1',
-    stateDir: join(dir, 'daemon'),
-    keepalived: false,
-    nonlocalBind: false,
-    nginx: { workerProcesses: 1 },
-    health: { host: '127.0.0.1', port: 0 },
-    minReloadIntervalMs: 100,
-    reportIntervalMs: 60_000,
-  });
-  controller = spawn(
-    process.execPath,
-    [
-      '--conditions=klb-source',
-      '--import',
-      'tsx',
-      join(root, 'examples/reference-controller/src/main.ts'),
-      '--backend=keepalived-nginx',
-      `--kubeconfig=${plane.writeKubeConfig()}`,
-      `--pools-file=${pools}`,
-      '--disable-leader-election',
-      '--resync-seconds=3600',
-      `--port=${await freePort()}`,
-      '--host=127.0.0.1',
-    ],
-    { env: { ...process.env, POD_NAMESPACE: 'klb-system' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  controller.stdout?.on('data', (d) => (controllerOutput += d));
-  controller.stderr?.on('data', (d) => (controllerOutput += d));
+  stack = await startReferenceStack({ name: 'feedback', block, namespaces: [NS] });
+  client = stack.client;
+  dir = stack.dir;
   test.after(async () => {
-    if (controller && controller.exitCode === null) {
-      const exited = new Promise((resolve) => controller?.once('exit', resolve));
-      controller.kill('SIGTERM');
-      await exited;
-    }
-    await daemon?.stop();
     for (const close of closers) await close().catch(() => undefined);
-    client?.close();
-    await plane?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 }
 

@@ -4,37 +4,25 @@
 // hosts, two certificates from two namespaces, one through a ReferenceGrant), TLS passthrough,
 // TCP and UDP listeners, and Routes from two namespaces; real clients reach the right app on each
 // listener through the VIP, and what the user reads back is the Gateway's and the Routes' status.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, get as httpGet } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { type Daemon, runDaemon } from '@klb/backend-keepalived-nginx';
-import { type GatewayObject, KubeClient, type KubeObject, type RouteObject, type ServiceObject } from '@klb/core';
-import {
-  type ControlPlane,
-  createNode,
-  eventually,
-  freePort,
-  installGatewayApiCrds,
-  requireComponents,
-  startControlPlane,
-} from '@klb/testing';
+import type { GatewayObject, KubeClient, KubeObject, RouteObject, ServiceObject } from '@klb/core';
+import { eventually, freePort, requireComponents } from '@klb/testing';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { renderKustomization } from './kustomize.js';
+import { type ReferenceStack, startReferenceStack } from './reference-stack.js';
 
 const test = suite('Gateway API through the reference controller and a node daemon');
 const missing = requireComponents('kube-apiserver', 'etcd', 'nginx');
 const it = missing ? test.skip : test;
 
-const root = join(import.meta.dirname, '../../..');
 const GW = '/apis/gateway.networking.k8s.io/v1';
 const CAFE = 'gw-cafe';
 const TEA = 'gw-tea';
@@ -42,30 +30,8 @@ const TEA = 'gw-tea';
 const block = `127.${randomInt(100, 250)}.${randomInt(1, 250)}`;
 const VIP = `${block}.20`;
 
-let plane: ControlPlane | undefined;
+let stack: ReferenceStack | undefined;
 let client: KubeClient;
-let daemon: Daemon | undefined;
-let controller: ChildProcess | undefined;
-let controllerOutput = '';
-let controllerArgs: string[] = [];
-
-/** Starts the reference controller process (again, after a kill). */
-function startController(): void {
-  controller = spawn(process.execPath, controllerArgs, {
-    env: { ...process.env, POD_NAMESPACE: 'klb-system' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  controller.stdout?.on('data', (d) => (controllerOutput += d));
-  controller.stderr?.on('data', (d) => (controllerOutput += d));
-}
-
-/** Kills the reference controller at once (SIGKILL: no clean-up), and waits until it is gone. */
-async function killController(): Promise<void> {
-  if (!controller || controller.exitCode !== null || controller.signalCode !== null) return;
-  const exited = new Promise((resolve) => controller?.once('exit', resolve));
-  controller.kill('SIGKILL');
-  await exited;
-}
 let dir = '';
 const closers: Array<() => Promise<void>> = [];
 const ports = { http: 0, https: 0, tls: 0, tcp: 0, udp: 0 };
@@ -74,7 +40,7 @@ const soon = <T>(what: string, fn: () => Promise<T | undefined | false>): Promis
   eventually(what, fn, 60_000).catch(async (err: Error) => {
     const gw = await client.get<GatewayObject>(`${GW}/namespaces/${CAFE}/gateways/cafe`).catch(() => undefined);
     throw new Error(
-      `${err.message}\n--- Gateway status ---\n${JSON.stringify(gw?.status)}\n--- controller (exit ${controller?.exitCode}) output (tail) ---\n${controllerOutput.slice(-3000)}`,
+      `${err.message}\n--- Gateway status ---\n${JSON.stringify(gw?.status)}\n--- controller (exit ${stack?.controller()?.exitCode}) output (tail) ---\n${stack?.output().slice(-3000)}`,
     );
   });
 
@@ -222,61 +188,13 @@ type Condition = { type: string; status: string; reason: string };
 const cond = (list: readonly Condition[] | undefined, type: string) => list?.find((c) => c.type === type);
 
 if (!missing) {
-  plane = await startControlPlane();
-  client = new KubeClient(plane.kubeConfig);
-  dir = await mkdtemp(join(tmpdir(), 'klb-gateway-'));
-  for (const crd of renderKustomization(join(root, 'deploy/base')).filter(
-    (o) => o.kind === 'CustomResourceDefinition',
-  )) {
-    await client.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd as KubeObject);
-  }
-  await installGatewayApiCrds(plane.kubeConfig);
-  for (const name of ['klb-system', CAFE, TEA]) await client.create('/api/v1/namespaces', { metadata: { name } });
-  await createNode(client, 'node-1', '127.0.0.1');
-  const pools = join(dir, 'pools.yaml');
-  await writeFile(pools, `pools:\n  - name: default\n    addresses: [${block}.10-${block}.60]\n`);
-  await eventually('the AddressClaim CRD served', async () => {
-    await client.list('/apis/ipam.klb.io/v1alpha1/namespaces/klb-system/addressclaims');
-    return true;
-  });
+  stack = await startReferenceStack({ name: 'gateway', block, namespaces: [CAFE, TEA], gatewayApi: true });
+  client = stack.client;
+  dir = stack.dir;
   for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
-  daemon = await runDaemon({
-    kubeConfig: plane.kubeConfig,
-    namespace: 'klb-system',
-    nodeName: 'node-1',
-    stateDir: join(dir, 'daemon'),
-    keepalived: false,
-    nonlocalBind: false,
-    nginx: { workerProcesses: 1 },
-    health: { host: '127.0.0.1', port: 0 },
-    minReloadIntervalMs: 100,
-    reportIntervalMs: 60_000,
-  });
-  controllerArgs = [
-    '--conditions=klb-source',
-    '--import',
-    'tsx',
-    join(root, 'examples/reference-controller/src/main.ts'),
-    '--backend=keepalived-nginx',
-    `--kubeconfig=${plane.writeKubeConfig()}`,
-    `--pools-file=${pools}`,
-    '--disable-leader-election',
-    '--resync-seconds=3600',
-    `--port=${await freePort()}`,
-    '--host=127.0.0.1',
-  ];
-  startController();
   test.after(async () => {
-    if (controller && controller.exitCode === null) {
-      const exited = new Promise((resolve) => controller?.once('exit', resolve));
-      controller.kill('SIGTERM');
-      await exited;
-    }
-    await daemon?.stop();
     for (const close of closers) await close().catch(() => undefined);
-    client?.close();
-    await plane?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 }
 
@@ -545,16 +463,16 @@ it('Gateways and Routes created and deleted while the controller is killed and r
   };
   for (let i = 0; i < 6; i++) await make(i);
   await new Promise((r) => setTimeout(r, 1500));
-  await killController();
+  await stack?.killController();
   // While no controller runs: some deleted, some created, a Route moved to another Gateway.
   for (const i of [0, 1, 2]) await remove(i);
   for (let i = 6; i < 9; i++) await make(i);
   await client.patch(`${GW}/namespaces/${ns}/httproutes/chaos-3`, { spec: { parentRefs: [{ name: 'chaos-4' }] } });
-  startController();
+  stack?.startController();
   await new Promise((r) => setTimeout(r, 2000));
-  await killController();
+  await stack?.killController();
   for (const i of [5, 7]) await remove(i);
-  startController();
+  stack?.startController();
 
   const live = ['chaos-3', 'chaos-4', 'chaos-6', 'chaos-8'];
   await soon('every deleted Gateway is gone and every live one Programmed', async () => {
